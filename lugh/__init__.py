@@ -1,0 +1,1 @@
+"""Lugh: a personal AI engineering team you run from your phone."""

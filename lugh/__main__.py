@@ -1,0 +1,3 @@
+from lugh.cli import main
+
+main()

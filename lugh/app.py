@@ -1,0 +1,186 @@
+"""The composition root: reads Settings, builds every service, runs the components, shuts down."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import asyncpg
+
+from lugh.config import Settings
+from lugh.db.database import connect, create_pool, database
+from lugh.db.migrations import migrate
+from lugh.logs import get_logger
+
+log = get_logger("lugh.app")
+
+RESTART_BACKOFF_S = (1.0, 2.0, 5.0, 10.0, 30.0)
+
+
+class Component(Protocol):
+    """A long-running part of Lugh (a transport, a worker pool, the MCP server).
+
+    `run` works until cancelled. `stop`, when a component has one, asks it to finish its
+    in-flight work; the root waits up to `grace_s` before cancelling `run`.
+    """
+
+    name: str
+
+    async def run(self) -> None: ...
+
+
+class StartupError(Exception):
+    """Lugh cannot start; the message says why in one sentence."""
+
+
+@dataclass
+class Services:
+    """What components are built from; each later capability adds its service here."""
+
+    settings: Settings
+    pool: asyncpg.Pool
+    data_dir: Path
+
+
+@dataclass
+class Supervised:
+    component: Component
+    restarts: int = 0
+    task: asyncio.Task[None] | None = field(default=None, repr=False)
+
+
+def ensure_data_dir(path: Path) -> Path:
+    """Create the data dir (and check it is writable) or raise one clear sentence."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise StartupError(
+            f"LUGH_DATA_DIR {path} is not a writable directory ({reason}); "
+            "choose another directory or fix its permissions."
+        ) from None
+    return path
+
+
+def unconfigured(settings: Settings) -> list[str]:
+    """What is not configured, and what each missing part disables (for the start log and doctor)."""
+    missing = []
+    if settings.telegram_bot_token is None:
+        missing.append("TELEGRAM_BOT_TOKEN is empty: no Telegram bot, console chat only")
+    if settings.anthropic_api_key is None:
+        missing.append("ANTHROPIC_API_KEY is empty: agents cannot run and photos cannot be read")
+    if settings.openai_api_key is None:
+        missing.append("OPENAI_API_KEY is empty: voice notes cannot be transcribed")
+    return missing
+
+
+async def supervise(
+    component: Component,
+    *,
+    backoff: tuple[float, ...] = RESTART_BACKOFF_S,
+    on_restart: Callable[[int], None] | None = None,
+) -> None:
+    """Run a component; when it fails, log the failure and start it again after a backoff."""
+    failures = 0
+    while True:
+        try:
+            await component.run()
+            log.info("component finished", component=component.name)
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            delay = backoff[min(failures, len(backoff) - 1)]
+            failures += 1
+            log.exception(
+                "component failed; restarting", component=component.name, in_s=delay, failures=failures
+            )
+            if on_restart is not None:
+                on_restart(failures)
+            await asyncio.sleep(delay)
+
+
+async def run_components(
+    components: list[Component], stop: asyncio.Event, *, grace_s: float = 30.0
+) -> None:
+    """Run components until `stop` is set, then stop them in reverse order of start."""
+    async with asyncio.TaskGroup() as group:
+        running = [
+            group.create_task(supervise(c), name=f"component:{c.name}") for c in components
+        ]
+        await stop.wait()
+        log.info("stopping", components=[c.name for c in components])
+        for component, task in reversed(list(zip(components, running))):
+            graceful = getattr(component, "stop", None)
+            if graceful is not None and not task.done():
+                try:
+                    await asyncio.wait_for(graceful(), timeout=grace_s)
+                except TimeoutError:
+                    log.warning("component did not stop in time", component=component.name)
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+@contextlib.asynccontextmanager
+async def open_services(settings: Settings, *, apply_migrations: bool = True) -> AsyncIterator[Services]:
+    """Database up, migrations applied, pool open; everything released in reverse on exit."""
+    data_dir = settings.resolved_data_dir
+    url = settings.database_url.get_secret_value() if settings.database_url else None
+    if url is None:
+        ensure_data_dir(data_dir)
+    async with database(url, data_dir / "pg", settings.database_name) as dsn:
+        if url is not None:
+            ensure_data_dir(data_dir)
+        if apply_migrations:
+            conn = await connect(dsn)
+            try:
+                applied = await migrate(conn)
+            finally:
+                await conn.close()
+            if applied:
+                log.info("migrations applied", migrations=[m.filename for m in applied])
+        pool = await create_pool(dsn, max_size=max(10, settings.max_agents + 6))
+        try:
+            yield Services(settings=settings, pool=pool, data_dir=data_dir)
+        finally:
+            await pool.close()
+
+
+def build_components(services: Services) -> list[Component]:
+    """The components `lugh run` hosts, in start order (transports last, so work is ready)."""
+    return []
+
+
+async def run(settings: Settings, stop: asyncio.Event | None = None) -> None:
+    """`lugh run`: bring everything up, serve until SIGINT/SIGTERM, shut down cleanly."""
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        async with open_services(settings) as services:
+            components = build_components(services)
+            for line in unconfigured(settings):
+                log.warning("not configured", detail=line)
+            log.info(
+                "lugh is running",
+                instance=settings.instance,
+                data_dir=str(services.data_dir),
+                components=[c.name for c in components],
+                pid=os.getpid(),
+            )
+            await run_components(components, stop)
+        log.info("lugh stopped", instance=settings.instance)
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)

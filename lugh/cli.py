@@ -1,0 +1,132 @@
+"""The `lugh` command: run Lugh, apply migrations, check the installation."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from lugh.config import ConfigError, Settings, load_settings
+from lugh.logs import configure_logging
+
+app = typer.Typer(
+    name="lugh",
+    help=(
+        "Lugh: a personal AI engineering team you run from your phone.\n\n"
+        "Start with `lugh run`. Settings come from the environment or a .env file; "
+        "`lugh doctor` shows them and what is missing."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+out = Console()
+err = Console(stderr=True)
+
+
+class State:
+    env_file: Path | None = Path(".env")
+
+
+def _settings() -> Settings:
+    try:
+        settings = load_settings(State.env_file)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            err.print(f"[red]✗[/red] {problem}", highlight=False)
+        raise typer.Exit(2) from None
+    configure_logging(settings.log_level, settings.log_format, settings.secret_values())
+    return settings
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    err.print(f"[red]✗[/red] {message}", highlight=False)
+    return typer.Exit(code)
+
+
+@app.callback()
+def _options(
+    env_file: Annotated[
+        Path | None,
+        typer.Option("--env-file", help="Read settings from this file too (default: ./.env)."),
+    ] = Path(".env"),
+) -> None:
+    State.env_file = env_file
+
+
+@app.command()
+def run() -> None:
+    """Run Lugh: database, migrations, workers, Telegram or console chat, MCP server.
+
+    Serves until Ctrl-C (or SIGTERM), then stops cleanly.
+    """
+    from lugh.app import StartupError
+    from lugh.app import run as run_app
+    from lugh.db.database import DatabaseError
+    from lugh.db.migrations import MigrationError
+
+    settings = _settings()
+    try:
+        asyncio.run(run_app(settings))
+    except (StartupError, DatabaseError, MigrationError) as exc:
+        raise _fail(str(exc)) from None
+    except KeyboardInterrupt:
+        pass
+
+
+@app.command()
+def migrate() -> None:
+    """Apply pending database migrations (`lugh run` does this at start too)."""
+    from lugh.app import StartupError, open_services
+    from lugh.db.database import DatabaseError
+    from lugh.db.migrations import MigrationError
+
+    settings = _settings()
+
+    async def go() -> None:
+        async with open_services(settings):
+            pass
+
+    try:
+        asyncio.run(go())
+    except (StartupError, DatabaseError, MigrationError) as exc:
+        raise _fail(str(exc)) from None
+    out.print("[green]✓[/green] The database is up to date.")
+
+
+@app.command()
+def doctor(
+    check: Annotated[
+        bool, typer.Option("--check", help="Print only problems; exit non-zero when unhealthy.")
+    ] = False,
+) -> None:
+    """Show the configuration (secrets masked), database health and what is not configured."""
+    from lugh.doctor import config_summary, run_checks
+
+    settings = _settings()
+    checks = asyncio.run(run_checks(settings))
+    if not check:
+        table = Table(title=f"Lugh settings ({settings.instance})", show_lines=False)
+        table.add_column("setting")
+        table.add_column("value")
+        for name, value in config_summary(settings):
+            table.add_row(name, value)
+        out.print(table)
+    marks = {"ok": "[green]✓[/green]", "warn": "[yellow]![/yellow]", "fail": "[red]✗[/red]"}
+    for c in checks:
+        if check and c.level == "ok":
+            continue
+        out.print(f"{marks[c.level]} {c.name}: {c.detail}", highlight=False)
+    failed = [c for c in checks if c.level == "fail"]
+    if failed:
+        raise typer.Exit(1)
+    if not check:
+        out.print("[green]Lugh is healthy.[/green]")
+
+
+def main() -> None:
+    app()

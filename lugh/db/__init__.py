@@ -1,0 +1,1 @@
+"""Postgres: the embedded server, the connection pool, migrations and named SQL queries."""
