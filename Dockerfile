@@ -1,0 +1,45 @@
+# Lugh in one image; docker-compose.staging.yml / docker-compose.prod.yml run it next to Postgres.
+# See docs/deployment.md.
+FROM python:3.11-slim-bookworm
+
+# git: worktrees and merges. bubblewrap: the agents' command sandbox. fonts: rendered diff images.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends \
+        git bubblewrap fonts-dejavu-core ca-certificates \
+    && rm -rf /var/lib/apt/lists/*
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+WORKDIR /opt/lugh/src
+COPY pyproject.toml README.md ./
+COPY scripts/install.sh scripts/install.sh
+COPY lugh/ lugh/
+# The same recipe as the README's install; empty EXTRAS and EDITABLE: runtime dependencies only,
+# installed as a regular (not editable) package.
+RUN VENV=/opt/lugh/venv EDITABLE="" EXTRAS="" sh scripts/install.sh
+
+# uid 1000 is usually the host owner's, so repositories bind-mounted from the host belong to the
+# same user inside (git refuses repositories owned by someone else).
+RUN groupadd --gid 1000 lugh \
+    && useradd --uid 1000 --gid lugh --create-home --shell /bin/bash lugh \
+    && mkdir -p /var/lib/lugh \
+    && chown lugh:lugh /var/lib/lugh
+
+ENV PATH=/opt/lugh/venv/bin:$PATH \
+    LUGH_DATA_DIR=/var/lib/lugh
+# Owned by lugh before VOLUME, so a new named volume starts out writable by lugh.
+VOLUME /var/lib/lugh
+
+USER lugh
+WORKDIR /home/lugh
+
+# MCP over HTTP: the per-instance default ports (lugh.config.MCP_PORTS: dev, staging, prod).
+EXPOSE 8765 8766 8767
+
+HEALTHCHECK --interval=30s --timeout=20s --start-period=60s --retries=3 \
+    CMD ["lugh", "doctor", "--check"]
+
+CMD ["lugh", "run"]
