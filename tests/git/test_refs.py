@@ -30,7 +30,8 @@ GIT_REFUSES = ("", "a..b", ".hidden", "a/.b", "x.lock", "a/b.lock/c", "a/", "/a"
 
 
 @pytest.mark.parametrize(
-    "name", ["main", "trunk", "master", "feature/login", "lugh/12-add-login", "release-1.2", "v1_rc"]
+    "name",
+    ["main", "trunk", "master", "feature/login", "lugh/12-add-login", "release-1.2", "v1_rc"],
 )
 def test_ordinary_branch_names_are_accepted(name):
     assert git.validate_branch_name(name) == name

@@ -142,7 +142,8 @@ async def test_a_failing_clone_leaves_nothing_behind_and_says_why(tmp_path):
         await git.clone((tmp_path / "nowhere").as_uri(), tmp_path / "dest")
 
     message = str(raised.value)
-    assert message.startswith("Cloning file://") and "does not appear to be a git repository" in message
+    assert message.startswith("Cloning file://")
+    assert "does not appear to be a git repository" in message
     assert not (tmp_path / "dest").exists()
 
 
