@@ -1,0 +1,213 @@
+"""The task queue in Postgres: enqueue, claim with a lease and a fencing token, finish, retry."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+
+from lugh.db import queries
+from lugh.tasks.model import (
+    IllegalTransition,
+    Task,
+    TaskError,
+    TaskNotFound,
+    TaskSource,
+    TaskStatus,
+    sources_of,
+)
+
+Q = queries.load(__file__, "queue")
+TASKS_CHANNEL = "lugh_tasks"
+
+Connection = asyncpg.Connection | asyncpg.pool.PoolConnectionProxy
+COMPLETIONS = frozenset({TaskStatus.AWAITING_REVIEW, TaskStatus.DONE, TaskStatus.FAILED})
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Delay before retry n (1-based): base·2^(n-1) seconds, capped, spread by ± jitter."""
+
+    base_s: float = 5.0
+    max_s: float = 600.0
+    jitter: float = 0.2
+
+    def params(self) -> tuple[float, float, float]:
+        return (self.base_s, self.max_s, self.jitter)
+
+
+class TaskQueue:
+    """Tasks in Postgres: every move is one atomic statement that also records and announces it."""
+
+    def __init__(self, pool: asyncpg.Pool, *, backoff: Backoff | None = None) -> None:
+        self.pool = pool
+        self.backoff = backoff or Backoff()
+
+    async def enqueue(
+        self,
+        project_id: int,
+        title: str,
+        body: str = "",
+        *,
+        agent_id: int | None = None,
+        parent_id: int | None = None,
+        priority: int = 0,
+        source: TaskSource = "cli",
+        dedupe_key: str | None = None,
+        depends_on: Iterable[int] = (),
+        max_attempts: int = 3,
+        delay_s: float = 0.0,
+        options: dict[str, Any] | None = None,
+        conn: Connection | None = None,
+    ) -> Task:
+        """Queue a task and wake the workers, atomically; inside `conn`'s transaction if given.
+
+        With a `dedupe_key` already used, nothing is queued and the existing task is returned.
+        """
+        args = (
+            project_id, title, body, agent_id, parent_id, priority, source, dedupe_key,
+            max_attempts, delay_s, json.dumps(options or {}), sorted(set(depends_on)),
+        )  # fmt: skip
+        db = conn if conn is not None else self.pool
+        try:
+            row = await db.fetchrow(Q.enqueue, *args)
+        except asyncpg.ForeignKeyViolationError as exc:
+            raise _missing_reference(exc, project_id, agent_id, parent_id) from None
+        if row is None:  # the dedupe key is taken
+            row = await db.fetchrow(Q.by_dedupe_key, dedupe_key)
+            if row is None:
+                raise TaskError(f"The task with key {dedupe_key!r} vanished; enqueue it again.")
+        return Task.from_row(row)
+
+    async def claim(self, worker_id: str, lease_s: float) -> Task | None:
+        """Take the most urgent claimable task, leased to `worker_id` for `lease_s` seconds."""
+        claimed = await self.claim_many(worker_id, lease_s, 1)
+        return claimed[0] if claimed else None
+
+    async def claim_many(self, worker_id: str, lease_s: float, limit: int) -> list[Task]:
+        rows = await self.pool.fetch(Q.claim, worker_id, lease_s, limit)
+        return [Task.from_row(r) for r in rows]
+
+    async def next_due_in(self) -> float | None:
+        """Seconds until a task now waiting out a backoff becomes claimable, if any is."""
+        return await self.pool.fetchval(Q.next_due)
+
+    async def heartbeat(self, task_id: int, token: int, lease_s: float) -> bool:
+        """Extend the lease; False when it is no longer this token's (expired and requeued,
+        cancelled, finished)."""
+        return await self.pool.fetchval(Q.heartbeat, task_id, token, lease_s) is not None
+
+    async def complete(
+        self,
+        task_id: int,
+        token: int,
+        status: TaskStatus | str = TaskStatus.DONE,
+        *,
+        result: Any = None,
+        error: str | None = None,
+    ) -> bool:
+        """Finish a running task; refused (False, nothing changed) when the token is stale."""
+        status = TaskStatus(status)
+        if status not in COMPLETIONS:
+            raise ValueError(f"a task cannot be completed as {status}")
+        encoded = None if result is None else json.dumps(result)
+        row = await self.pool.fetchrow(Q.complete, task_id, token, status.value, encoded, error)
+        return row is not None
+
+    async def fail_attempt(
+        self, task_id: int, token: int, error: str, *, retry: bool = True
+    ) -> Task | None:
+        """Record a failed attempt: queued again after a backoff, or failed past max_attempts
+        (or when `retry` is False). None when the token is stale."""
+        row = await self.pool.fetchrow(
+            Q.fail_attempt, task_id, token, error, retry, *self.backoff.params()
+        )
+        return None if row is None else Task.from_row(row)
+
+    async def release(self, task_id: int, token: int) -> bool:
+        """Give a running task back to the queue for another worker, attempt not counted."""
+        return await self.pool.fetchrow(Q.release, task_id, token) is not None
+
+    async def requeue_expired(self) -> list[Task]:
+        """Requeue (with backoff) or fail the tasks whose worker stopped renewing its lease."""
+        rows = await self.pool.fetch(Q.requeue_expired, *self.backoff.params())
+        return [Task.from_row(r) for r in rows]
+
+    async def cancel(self, task_id: int, *, reason: str | None = None) -> Task:
+        """Cancel a queued, running or in-review task; a running one stops within seconds."""
+        return await self._move(task_id, TaskStatus.CANCELLED, "cancelled", {"reason": reason})
+
+    async def retry(self, task_id: int) -> Task:
+        """Queue a finished (or in-review) task again, with its attempts counted afresh."""
+        return await self._move(task_id, TaskStatus.QUEUED, "retried", {"reason": "retry"})
+
+    async def approve(self, task_id: int, *, result: Any = None) -> Task:
+        """The owner accepts the work of a task awaiting review."""
+        return await self._move(task_id, TaskStatus.DONE, "approved", {}, result)
+
+    async def reject(self, task_id: int, *, reason: str | None = None) -> Task:
+        """The owner turns down the work of a task awaiting review."""
+        return await self._move(task_id, TaskStatus.REJECTED, "rejected", {"reason": reason})
+
+    async def get(self, task_id: int) -> Task | None:
+        row = await self.pool.fetchrow(Q.get, task_id)
+        return None if row is None else Task.from_row(row)
+
+    async def list(
+        self,
+        *,
+        project_id: int | None = None,
+        status: TaskStatus | str | Sequence[TaskStatus | str] | None = None,
+        agent_id: int | None = None,
+        parent_id: int | None = None,
+        before_id: int | None = None,
+        limit: int = 50,
+    ) -> list[Task]:
+        """Tasks newest first, filtered by whichever of the arguments are given."""
+        statuses = None
+        if status is not None:
+            many = [status] if isinstance(status, str) else list(status)
+            statuses = [TaskStatus(s).value for s in many]
+        rows = await self.pool.fetch(
+            Q.list, project_id, statuses, agent_id, parent_id, before_id, limit
+        )
+        return [Task.from_row(r) for r in rows]
+
+    async def _move(
+        self,
+        task_id: int,
+        to: TaskStatus,
+        action: str,
+        data: dict[str, Any],
+        result: Any = None,
+    ) -> Task:
+        data = {k: v for k, v in data.items() if v is not None}
+        encoded = None if result is None else json.dumps(result)
+        row = await self.pool.fetchrow(
+            Q.move, task_id, sources_of(to), to.value, json.dumps(data), encoded
+        )
+        if row is not None:
+            return Task.from_row(row)
+        current = await self.get(task_id)
+        if current is None:
+            raise TaskNotFound(task_id)
+        raise IllegalTransition(task_id, current.status, to, action)
+
+
+def _missing_reference(
+    exc: asyncpg.ForeignKeyViolationError,
+    project_id: int,
+    agent_id: int | None,
+    parent_id: int | None,
+) -> TaskError:
+    constraint = exc.constraint_name or ""
+    if "project" in constraint:
+        return TaskError(f"There is no project #{project_id}; register the project first.")
+    if "agent" in constraint:
+        return TaskError(f"There is no agent #{agent_id}; spawn it first or leave it out.")
+    if "parent" in constraint:
+        return TaskError(f"There is no task #{parent_id} to be this task's parent.")
+    return TaskError(f"A task this one depends on does not exist ({exc.detail}).")

@@ -1,0 +1,238 @@
+-- The task queue. Every transition is ONE statement: it moves the task, appends its task_events
+-- row and notifies `lugh_events` (payload {"id", "task_id", "kind"}), so it is atomic without an
+-- explicit transaction and costs one round trip. NOTIFY is sent only from here, never a trigger.
+
+-- name: enqueue
+-- $1 project, $2 title, $3 body, $4 agent, $5 parent, $6 priority, $7 source, $8 dedupe key,
+-- $9 max attempts, $10 delay seconds, $11 options, $12 dependencies
+WITH task AS (
+    INSERT INTO tasks (project_id, title, body, agent_id, parent_id, priority, source,
+                       dedupe_key, max_attempts, run_after, options)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9,
+            now() + make_interval(secs => $10::float8), $11::jsonb)
+    ON CONFLICT (dedupe_key) DO NOTHING
+    RETURNING *
+), deps AS (
+    INSERT INTO task_dependencies (task_id, depends_on_id)
+    SELECT task.id, d FROM task, unnest($12::bigint[]) AS d
+    RETURNING depends_on_id
+), event AS (
+    INSERT INTO task_events (task_id, kind, data)
+    SELECT id, 'queued', jsonb_build_object('source', source, 'priority', priority) FROM task
+    RETURNING id, task_id, kind
+)
+SELECT task.*,
+       ARRAY(SELECT depends_on_id FROM deps ORDER BY 1) AS depends_on,
+       pg_notify('lugh_tasks', task.id::text)::text AS notified_task,
+       pg_notify('lugh_events', json_build_object(
+           'id', event.id, 'task_id', event.task_id, 'kind', event.kind)::text)::text AS notified
+FROM task JOIN event ON event.task_id = task.id;
+
+-- name: by_dedupe_key
+SELECT t.*, ARRAY(SELECT depends_on_id FROM task_dependencies
+                  WHERE task_id = t.id ORDER BY 1) AS depends_on
+FROM tasks t WHERE t.dedupe_key = $1;
+
+-- name: claim
+-- $1 worker, $2 lease seconds, $3 how many. Highest priority first, then oldest; a task is
+-- claimable when queued, due, and every task it depends on is done.
+WITH next AS (
+    SELECT t.id FROM tasks t
+    WHERE t.status = 'queued' AND t.run_after <= now()
+      AND NOT EXISTS (
+          SELECT 1 FROM task_dependencies d JOIN tasks dep ON dep.id = d.depends_on_id
+          WHERE d.task_id = t.id AND dep.status <> 'done')
+    ORDER BY t.priority DESC, t.id
+    LIMIT $3
+    FOR UPDATE OF t SKIP LOCKED
+), claimed AS (
+    UPDATE tasks t
+    SET status = 'running', attempts = t.attempts + 1, lease_token = t.lease_token + 1,
+        lease_owner = $1, lease_expires_at = now() + make_interval(secs => $2::float8),
+        started_at = now(), updated_at = now()
+    FROM next WHERE t.id = next.id
+    RETURNING t.*
+), event AS (
+    INSERT INTO task_events (task_id, kind, data)
+    SELECT id, 'running', jsonb_build_object('from', 'queued', 'attempt', attempts,
+                                             'worker', lease_owner)
+    FROM claimed
+    RETURNING id, task_id, kind
+)
+SELECT claimed.*,
+       pg_notify('lugh_events', json_build_object(
+           'id', event.id, 'task_id', event.task_id, 'kind', event.kind)::text)::text AS notified
+FROM claimed JOIN event ON event.task_id = claimed.id
+ORDER BY claimed.priority DESC, claimed.id;
+
+-- name: next_due
+-- Seconds until the earliest queued task that is waiting out a backoff becomes due.
+SELECT extract(epoch FROM min(run_after) - now())::float8
+FROM tasks WHERE status = 'queued' AND run_after > now();
+
+-- name: heartbeat
+UPDATE tasks SET lease_expires_at = now() + make_interval(secs => $3::float8)
+WHERE id = $1 AND lease_token = $2 AND status = 'running'
+RETURNING lease_expires_at;
+
+-- name: complete
+-- $1 task, $2 token, $3 status (awaiting_review | done | failed), $4 result, $5 error.
+-- Changes nothing unless the token is the current lease's.
+WITH finished AS (
+    UPDATE tasks
+    SET status = $3::text, result = coalesce($4::jsonb, result), error = $5,
+        lease_owner = NULL, lease_expires_at = NULL, updated_at = now(),
+        finished_at = CASE WHEN $3::text IN ('done', 'failed') THEN now() END
+    WHERE id = $1 AND lease_token = $2 AND status = 'running'
+    RETURNING *
+), event AS (
+    INSERT INTO task_events (task_id, kind, data)
+    SELECT id, status, jsonb_strip_nulls(jsonb_build_object(
+        'from', 'running', 'attempt', attempts, 'error', error))
+    FROM finished
+    RETURNING id, task_id, kind
+)
+SELECT finished.*,
+       pg_notify('lugh_events', json_build_object(
+           'id', event.id, 'task_id', event.task_id, 'kind', event.kind)::text)::text AS notified,
+       CASE WHEN finished.status = 'done' THEN (
+           SELECT pg_notify('lugh_tasks', d.task_id::text)::text
+           FROM task_dependencies d WHERE d.depends_on_id = finished.id LIMIT 1) END AS woke
+FROM finished JOIN event ON event.task_id = finished.id;
+
+-- name: fail_attempt
+-- $1 task, $2 token, $3 error, $4 may retry, $5 backoff base s, $6 backoff cap s, $7 jitter.
+-- Requeued after base·2^(attempt-1) seconds (capped, ± jitter) until max_attempts, then failed.
+WITH failed AS (
+    UPDATE tasks
+    SET status = CASE WHEN $4 AND attempts < max_attempts THEN 'queued' ELSE 'failed' END,
+        run_after = CASE WHEN $4 AND attempts < max_attempts
+            THEN now() + make_interval(secs =>
+                least($6::float8, $5::float8 * power(2, attempts - 1))
+                * (1 - $7::float8 + 2 * $7::float8 * random()))
+            ELSE run_after END,
+        finished_at = CASE WHEN $4 AND attempts < max_attempts THEN NULL ELSE now() END,
+        error = $3, lease_owner = NULL, lease_expires_at = NULL, updated_at = now()
+    WHERE id = $1 AND lease_token = $2 AND status = 'running'
+    RETURNING *
+), event AS (
+    INSERT INTO task_events (task_id, kind, data)
+    SELECT id, status, jsonb_build_object(
+        'from', 'running', 'reason', 'attempt_failed', 'attempt', attempts, 'error', error,
+        'retry_in_s', CASE WHEN status = 'queued'
+                           THEN round(extract(epoch FROM run_after - now()), 3) END)
+    FROM failed
+    RETURNING id, task_id, kind
+)
+SELECT failed.*,
+       pg_notify('lugh_events', json_build_object(
+           'id', event.id, 'task_id', event.task_id, 'kind', event.kind)::text)::text AS notified
+FROM failed JOIN event ON event.task_id = failed.id;
+
+-- name: release
+-- A worker lets go of a task it will not finish (shutdown): back to the queue at once, and the
+-- attempt is not counted against the task.
+WITH released AS (
+    UPDATE tasks
+    SET status = 'queued', attempts = greatest(attempts - 1, 0), run_after = now(),
+        lease_owner = NULL, lease_expires_at = NULL, updated_at = now()
+    WHERE id = $1 AND lease_token = $2 AND status = 'running'
+    RETURNING *
+), event AS (
+    INSERT INTO task_events (task_id, kind, data)
+    SELECT id, 'queued', jsonb_build_object('from', 'running', 'reason', 'released') FROM released
+    RETURNING id, task_id, kind
+)
+SELECT released.*,
+       pg_notify('lugh_tasks', released.id::text)::text AS notified_task,
+       pg_notify('lugh_events', json_build_object(
+           'id', event.id, 'task_id', event.task_id, 'kind', event.kind)::text)::text AS notified
+FROM released JOIN event ON event.task_id = released.id;
+
+-- name: requeue_expired
+-- $1 backoff base s, $2 backoff cap s, $3 jitter. Leases whose worker stopped heartbeating.
+WITH expired AS (
+    SELECT id, lease_owner FROM tasks
+    WHERE status = 'running' AND lease_expires_at < now()
+    FOR UPDATE SKIP LOCKED
+), moved AS (
+    UPDATE tasks t
+    SET status = CASE WHEN t.attempts < t.max_attempts THEN 'queued' ELSE 'failed' END,
+        run_after = CASE WHEN t.attempts < t.max_attempts
+            THEN now() + make_interval(secs =>
+                least($2::float8, $1::float8 * power(2, t.attempts - 1))
+                * (1 - $3::float8 + 2 * $3::float8 * random()))
+            ELSE t.run_after END,
+        finished_at = CASE WHEN t.attempts < t.max_attempts THEN NULL ELSE now() END,
+        error = format('Worker %s stopped renewing its lease during attempt %s.',
+                       expired.lease_owner, t.attempts),
+        lease_owner = NULL, lease_expires_at = NULL, updated_at = now()
+    FROM expired WHERE t.id = expired.id
+    RETURNING t.*, expired.lease_owner AS previous_owner
+), event AS (
+    INSERT INTO task_events (task_id, kind, data)
+    SELECT id, status, jsonb_build_object(
+        'from', 'running', 'reason', 'lease_expired', 'worker', previous_owner,
+        'attempt', attempts, 'error', error,
+        'retry_in_s', CASE WHEN status = 'queued'
+                           THEN round(extract(epoch FROM run_after - now()), 3) END)
+    FROM moved
+    RETURNING id, task_id, kind
+)
+SELECT moved.*,
+       pg_notify('lugh_events', json_build_object(
+           'id', event.id, 'task_id', event.task_id, 'kind', event.kind)::text)::text AS notified
+FROM moved JOIN event ON event.task_id = moved.id
+ORDER BY moved.id;
+
+-- name: move
+-- The owner's moves (cancel, retry, approve, reject): $1 task, $2 statuses it may move from,
+-- $3 the new status, $4 extra event data, $5 result. A retry starts the attempts afresh.
+WITH old AS (
+    SELECT id, status FROM tasks WHERE id = $1 FOR UPDATE
+), moved AS (
+    UPDATE tasks t
+    SET status = $3::text,
+        attempts = CASE WHEN $3::text = 'queued' THEN 0 ELSE t.attempts END,
+        run_after = CASE WHEN $3::text = 'queued' THEN now() ELSE t.run_after END,
+        error = CASE WHEN $3::text = 'queued' THEN NULL ELSE t.error END,
+        result = coalesce($5::jsonb, t.result),
+        finished_at = CASE WHEN $3::text IN ('done', 'rejected', 'failed', 'cancelled')
+                           THEN now() END,
+        lease_owner = NULL, lease_expires_at = NULL, updated_at = now()
+    FROM old WHERE t.id = old.id AND old.status = ANY($2::text[])
+    RETURNING t.*, old.status AS previous
+), event AS (
+    INSERT INTO task_events (task_id, kind, data)
+    SELECT id, status, jsonb_build_object('from', previous) || $4::jsonb FROM moved
+    RETURNING id, task_id, kind
+)
+SELECT moved.*,
+       ARRAY(SELECT depends_on_id FROM task_dependencies
+             WHERE task_id = moved.id ORDER BY 1) AS depends_on,
+       pg_notify('lugh_events', json_build_object(
+           'id', event.id, 'task_id', event.task_id, 'kind', event.kind)::text)::text AS notified,
+       CASE WHEN moved.status = 'queued'
+            THEN pg_notify('lugh_tasks', moved.id::text)::text END AS notified_task,
+       CASE WHEN moved.status = 'done' THEN (
+           SELECT pg_notify('lugh_tasks', d.task_id::text)::text
+           FROM task_dependencies d WHERE d.depends_on_id = moved.id LIMIT 1) END AS woke
+FROM moved JOIN event ON event.task_id = moved.id;
+
+-- name: get
+SELECT t.*, ARRAY(SELECT depends_on_id FROM task_dependencies
+                  WHERE task_id = t.id ORDER BY 1) AS depends_on
+FROM tasks t WHERE t.id = $1;
+
+-- name: list
+-- $1 project, $2 statuses, $3 agent, $4 parent, $5 before id, $6 limit (each filter optional).
+SELECT t.*, ARRAY(SELECT depends_on_id FROM task_dependencies
+                  WHERE task_id = t.id ORDER BY 1) AS depends_on
+FROM tasks t
+WHERE ($1::bigint IS NULL OR t.project_id = $1)
+  AND ($2::text[] IS NULL OR t.status = ANY($2))
+  AND ($3::bigint IS NULL OR t.agent_id = $3)
+  AND ($4::bigint IS NULL OR t.parent_id = $4)
+  AND ($5::bigint IS NULL OR t.id < $5)
+ORDER BY t.id DESC
+LIMIT $6;
