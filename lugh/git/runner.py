@@ -107,16 +107,24 @@ async def run(
     """
     extra = [part for item in config for part in ("-c", item)]
     argv = ["git", *SAFETY_CONFIG, *extra, *args]
-    proc = await asyncio.create_subprocess_exec(
-        *argv,
-        cwd=None if cwd is None else os.fspath(cwd),
-        env=git_environment(),
-        stdin=asyncio.subprocess.DEVNULL if input is None else asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        # Its own session: no terminal to prompt on, and a timeout kills every child with it.
-        start_new_session=True,
-    )
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *argv,
+            cwd=None if cwd is None else os.fspath(cwd),
+            env=git_environment(),
+            stdin=asyncio.subprocess.DEVNULL if input is None else asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            # Its own session: no terminal to prompt on, and a timeout kills every child with it.
+            start_new_session=True,
+        )
+    except OSError as exc:
+        where = f" in {cwd}" if cwd is not None else ""
+        raise GitError(
+            f"git {_verb(args)} could not start{where} ({exc.strerror or type(exc).__name__}); "
+            "check that git is installed and the directory exists.",
+            args=args,
+        ) from None
     try:
         out, err = await asyncio.wait_for(proc.communicate(input), timeout_s)
     except TimeoutError:

@@ -18,6 +18,7 @@ import asyncpg
 from lugh import git
 from lugh.db import queries
 from lugh.errors import AlreadyExists, NotFound, UserError
+from lugh.git.repos import CLONE_TIMEOUT_S
 from lugh.logs import get_logger
 from lugh.projects.names import validate_project_name
 
@@ -70,7 +71,7 @@ class ProjectService:
         pool: asyncpg.Pool,
         data_dir: Path,
         *,
-        clone_timeout_s: float = git.repos.CLONE_TIMEOUT_S,
+        clone_timeout_s: float = CLONE_TIMEOUT_S,
     ) -> None:
         self.pool = pool
         self.repos_dir = Path(data_dir) / "repos"

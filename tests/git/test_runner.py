@@ -81,6 +81,11 @@ async def test_a_failing_git_command_raises_one_sentence_naming_the_command(repo
     assert raised.value.returncode != 0
 
 
+async def test_git_in_a_missing_directory_raises_one_sentence(tmp_path):
+    with pytest.raises(git.GitError, match="git status could not start in .*missing"):
+        await git.run("status", cwd=tmp_path / "missing")
+
+
 async def test_an_unchecked_failure_is_returned_with_its_exit_code(repo):
     result = await git.run("rev-parse", "--verify", "--quiet", "nope", cwd=repo, check=False)
 
