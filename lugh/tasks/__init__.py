@@ -1,5 +1,8 @@
 """Tasks and their dispatch: the model, the Postgres queue, the events bus, the worker pool."""
 
+from lugh.tasks.events import EVENTS_CHANNEL, Events, Subscription, TaskEvent
+from lugh.tasks.executor import ExecutionResult, Executor, TaskContext, TaskFailed
+from lugh.tasks.listener import Listener
 from lugh.tasks.model import (
     FINISHED,
     TRANSITIONS,
@@ -14,13 +17,22 @@ from lugh.tasks.model import (
 from lugh.tasks.queue import TASKS_CHANNEL, Backoff, TaskQueue
 
 __all__ = [
+    "EVENTS_CHANNEL",
     "FINISHED",
     "TASKS_CHANNEL",
     "TRANSITIONS",
     "Backoff",
+    "Events",
+    "ExecutionResult",
+    "Executor",
     "IllegalTransition",
+    "Listener",
+    "Subscription",
     "Task",
+    "TaskContext",
     "TaskError",
+    "TaskEvent",
+    "TaskFailed",
     "TaskNotFound",
     "TaskQueue",
     "TaskSource",

@@ -1,0 +1,54 @@
+-- The events bus over task_events. A subscriber's position is a snapshot, not an id: ids are
+-- taken before commit, so a lower id can become visible after a higher one; "visible now but not
+-- in my last snapshot" is exact.
+
+-- name: publish
+WITH event AS (
+    INSERT INTO task_events (task_id, kind, data) VALUES ($1, $2, $3::jsonb)
+    RETURNING id, task_id, kind, data, created_at
+)
+SELECT event.*,
+       pg_notify('lugh_events', json_build_object(
+           'id', event.id, 'task_id', event.task_id, 'kind', event.kind)::text)::text AS notified
+FROM event;
+
+-- name: publish_fenced
+-- Only while the task runs under lease token $4: a worker that lost its lease stays silent.
+WITH event AS (
+    INSERT INTO task_events (task_id, kind, data)
+    SELECT $1, $2, $3::jsonb
+    WHERE EXISTS (SELECT 1 FROM tasks WHERE id = $1 AND lease_token = $4 AND status = 'running')
+    RETURNING id, task_id, kind, data, created_at
+)
+SELECT event.*,
+       pg_notify('lugh_events', json_build_object(
+           'id', event.id, 'task_id', event.task_id, 'kind', event.kind)::text)::text AS notified
+FROM event;
+
+-- name: read_since
+-- $1 after id, $2 task (optional), $3 limit.
+SELECT id, task_id, kind, data, created_at FROM task_events
+WHERE id > $1 AND ($2::bigint IS NULL OR task_id = $2)
+ORDER BY id LIMIT $3;
+
+-- name: snapshot
+SELECT pg_current_snapshot()::text;
+
+-- name: visible_in
+-- Replay: events after id $1 that were visible in snapshot $2, a page at a time.
+SELECT id, task_id, kind, data, created_at FROM task_events
+WHERE id > $1 AND ($3::bigint IS NULL OR task_id = $3)
+  AND pg_visible_in_snapshot(tx, $2::text::pg_snapshot)
+ORDER BY id LIMIT $4;
+
+-- name: visible_since
+-- Events visible now that were not in snapshot $1, with the snapshot they were read under.
+SELECT now_visible.snapshot, e.id, e.task_id, e.kind, e.data, e.created_at
+FROM (SELECT pg_current_snapshot()::text AS snapshot) AS now_visible
+LEFT JOIN LATERAL (
+    SELECT id, task_id, kind, data, created_at FROM task_events
+    WHERE tx >= pg_snapshot_xmin($1::text::pg_snapshot)
+      AND NOT pg_visible_in_snapshot(tx, $1::text::pg_snapshot)
+      AND ($2::bigint IS NULL OR task_id = $2)
+) AS e ON true
+ORDER BY e.id;

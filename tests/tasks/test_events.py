@@ -1,0 +1,113 @@
+import asyncio
+
+import asyncpg
+
+from lugh.tasks import Events, TaskEvent, TaskQueue
+
+from .conftest import WAIT_S
+
+
+async def next_events(feed, n: int) -> list[TaskEvent]:
+    async def take() -> list[TaskEvent]:
+        return [await anext(feed) for _ in range(n)]
+
+    return await asyncio.wait_for(take(), WAIT_S)
+
+
+async def test_published_events_are_read_back_after_an_id(events: Events, queue, project_id):
+    task = await queue.enqueue(project_id, "t")
+    step = await events.publish(task.id, "tool_call", {"tool": "read_file", "path": "a.py"})
+
+    after_queued = await events.read_since(step.id - 1)
+
+    assert after_queued == [step]
+    assert step.data == {"tool": "read_file", "path": "a.py"}
+    assert [e.kind for e in await events.read_since(0, task_id=task.id)] == ["queued", "tool_call"]
+
+
+async def test_a_subscriber_gets_new_events_as_they_happen(events: Events, queue, project_id):
+    async with events.subscribe() as feed:
+        task = await queue.enqueue(project_id, "t")
+        claimed = await queue.claim("w", 30)
+        await queue.complete(task.id, claimed.lease_token, "done")
+
+        kinds = [e.kind for e in await next_events(feed, 3)]
+
+    assert kinds == ["queued", "running", "done"]
+
+
+async def test_a_subscriber_that_reconnects_replays_from_its_last_id(
+    events: Events, queue: TaskQueue, project_id
+):
+    task = await queue.enqueue(project_id, "t")
+    async with events.subscribe(after_id=0) as feed:
+        [seen] = await next_events(feed, 1)
+    # away for a while: two things happen
+    await events.publish(task.id, "note", {"n": 1})
+    await queue.cancel(task.id)
+
+    async with events.subscribe(after_id=seen.id) as feed:
+        missed = await next_events(feed, 2)
+        await events.publish(task.id, "note", {"n": 2})
+        [live] = await next_events(feed, 1)
+
+    assert [e.kind for e in missed] == ["note", "cancelled"]
+    assert live.data == {"n": 2}
+
+
+async def test_a_subscription_to_one_task_skips_the_others(events: Events, queue, project_id):
+    mine = await queue.enqueue(project_id, "mine")
+    other = await queue.enqueue(project_id, "other")
+    async with events.subscribe(after_id=0, task_id=mine.id) as feed:
+        await events.publish(other.id, "note")
+        await events.publish(mine.id, "note")
+
+        got = await next_events(feed, 2)
+
+    assert [(e.task_id, e.kind) for e in got] == [(mine.id, "queued"), (mine.id, "note")]
+
+
+async def test_an_event_committed_after_a_later_one_is_still_delivered(
+    events: Events, queue, project_id, database: str
+):
+    task = await queue.enqueue(project_id, "t")
+    slow = await asyncpg.connect(database)
+    try:
+        async with events.subscribe() as feed:
+            tx = slow.transaction()
+            await tx.start()
+            early = await slow.fetchval(
+                "INSERT INTO task_events (task_id, kind) VALUES ($1, 'early') RETURNING id", task.id
+            )
+            late = await events.publish(task.id, "late")
+            assert late.id > early
+            [first] = await next_events(feed, 1)
+
+            await tx.commit()
+            await slow.execute("SELECT pg_notify('lugh_events', '{}')")
+            [second] = await next_events(feed, 1)
+    finally:
+        await slow.close()
+
+    assert (first.kind, second.kind) == ("late", "early")
+
+
+async def test_a_subscriber_catches_up_by_polling_when_no_notification_comes(
+    pool, queue, project_id
+):
+    deaf = Events(pool, listener=None, poll_s=0.05)
+    task = await queue.enqueue(project_id, "t")
+    async with deaf.subscribe() as feed:
+        await deaf.publish(task.id, "note")
+        [event] = await next_events(feed, 1)
+
+    assert event.kind == "note"
+
+
+async def test_a_fenced_event_is_dropped_once_the_lease_is_gone(events: Events, queue, project_id):
+    task = await queue.enqueue(project_id, "t")
+    claimed = await queue.claim("w", 30)
+
+    assert await events.publish_fenced(task.id, claimed.lease_token, "step") is not None
+    await queue.cancel(task.id)
+    assert await events.publish_fenced(task.id, claimed.lease_token, "step") is None
