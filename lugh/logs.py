@@ -128,8 +128,9 @@ def configure_logging(
         logging.getLogger(name).setLevel(max(logging.WARNING, root.level))
 
 
-def get_logger(name: str | None = None, **context: Any) -> structlog.stdlib.BoundLogger:
-    return structlog.get_logger(name).bind(**context)
+def get_logger(name: str | None = None, **context: Any) -> Any:
+    # Stays lazy: module-level loggers are created before configure_logging runs.
+    return structlog.get_logger(name, **context)
 
 
 bind_context = structlog.contextvars.bound_contextvars

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import warnings
 from pathlib import Path
 from typing import Any
@@ -46,9 +45,13 @@ class EmbeddedPostgres:
     def _start(self) -> None:
         self.pgdata.parent.mkdir(parents=True, exist_ok=True)
         _forget_dead_holders(self.pgdata / ".handle_pids.json")
-        self._server = _pgserver().get_server(
-            self.pgdata, cleanup_mode="delete" if self.delete_on_stop else "stop"
+        server = _pgserver().get_server(
+            self.pgdata, cleanup_mode="delete" if self.delete_on_stop else "stop", start=False
         )
+        # The library caches one handle per data dir in a process; starting it again
+        # re-registers this process as a holder and restarts a server stopped meanwhile.
+        server.start()
+        self._server = server
 
     def dsn(self, database: str) -> str:
         if self._server is None:
@@ -69,6 +72,6 @@ def _forget_dead_holders(path: Path) -> None:
         pids = json.loads(path.read_text() or "[]")
     except (FileNotFoundError, ValueError):
         return
-    alive = [p for p in pids if p != os.getpid() and psutil.pid_exists(p)]
+    alive = [p for p in pids if psutil.pid_exists(p)]
     if alive != pids:
         path.write_text(json.dumps(alive))

@@ -81,6 +81,12 @@ class ProjectService:
         """Register project `name` for `repo`: a path to a local git work tree with at least one
         commit, or a git URL (https://, ssh, file://) cloned into the data dir."""
         validate_project_name(name)
+        repo = repo.strip()
+        if not repo or "\x00" in repo:
+            raise UserError(
+                "Give the path of a git repository on this machine or a git URL "
+                "(https://, ssh or file://) to clone."
+            )
         if await self.pool.fetchrow(Q.project_by_name, name) is not None:
             raise AlreadyExists(f"A project named {name!r} already exists.")
         local = Path(repo).expanduser()

@@ -15,6 +15,7 @@ from lugh.tasks.model import (
     can_move,
 )
 from lugh.tasks.queue import TASKS_CHANNEL, Backoff, TaskQueue
+from lugh.tasks.worker import WorkerPool
 
 __all__ = [
     "EVENTS_CHANNEL",
@@ -37,5 +38,6 @@ __all__ = [
     "TaskQueue",
     "TaskSource",
     "TaskStatus",
+    "WorkerPool",
     "can_move",
 ]

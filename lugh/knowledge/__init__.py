@@ -1,0 +1,1 @@
+"""Knowledge: per-project silos of documents, chunked, embedded and searched."""
