@@ -117,8 +117,13 @@ def test_the_ext_canary_would_appear_if_git_were_allowed_to_run_it(tmp_path):
     assert (tmp_path / "canary").exists()
 
 
-async def test_the_ext_transport_stays_disabled_even_when_git_is_called_directly(tmp_path):
+async def test_the_ext_transport_stays_off_when_called_directly_even_if_the_user_allows_it(
+    tmp_path, monkeypatch
+):
     canary = tmp_path / "canary"
+    (tmp_path / "home").mkdir()
+    (tmp_path / "home" / ".gitconfig").write_text('[protocol "ext"]\n\tallow = always\n')
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
 
     with pytest.raises(git.GitError):
         await git.run("clone", "-q", "--", f"ext::sh -c touch% {canary}", "dest", cwd=tmp_path)

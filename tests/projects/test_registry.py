@@ -85,6 +85,14 @@ async def test_a_path_that_does_not_exist_is_refused(projects, tmp_path):
         await projects.register("ghost", str(tmp_path / "ghost"))
 
 
+@pytest.mark.parametrize("repo", ["", "   ", "a\x00b"])
+async def test_an_empty_or_malformed_repository_argument_is_refused(projects, pool, repo):
+    with pytest.raises(UserError, match="Give the path of a git repository"):
+        await projects.register("demo", repo)
+
+    assert await count_projects(pool) == 0
+
+
 async def test_a_subdirectory_of_a_repository_is_refused_naming_the_repository(projects, repo):
     (repo / "src").mkdir()
 
