@@ -17,6 +17,7 @@ from lugh.config import Settings
 from lugh.db.database import connect, create_pool, database
 from lugh.db.migrations import migrate
 from lugh.logs import get_logger
+from lugh.projects import AgentService, ProjectService
 
 log = get_logger("lugh.app")
 
@@ -46,6 +47,8 @@ class Services:
     settings: Settings
     pool: asyncpg.Pool
     data_dir: Path
+    projects: ProjectService
+    agents: AgentService
 
 
 @dataclass
@@ -151,7 +154,13 @@ async def open_services(settings: Settings, *, apply_migrations: bool = True) ->
                 log.info("migrations applied", migrations=[m.filename for m in applied])
         pool = await create_pool(dsn, max_size=max(10, settings.max_agents + 6))
         try:
-            yield Services(settings=settings, pool=pool, data_dir=data_dir)
+            yield Services(
+                settings=settings,
+                pool=pool,
+                data_dir=data_dir,
+                projects=ProjectService(pool, data_dir),
+                agents=AgentService(pool),
+            )
         finally:
             await pool.close()
 
