@@ -129,6 +129,8 @@ async def run_components(
                     await asyncio.wait_for(graceful(), timeout=grace_s)
                 except TimeoutError:
                     log.warning("component did not stop in time", component=component.name)
+                except Exception:
+                    log.exception("component failed while stopping", component=component.name)
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
