@@ -11,13 +11,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-import asyncpg
-
 from lugh.config import Settings
 from lugh.db.database import connect, create_pool, database
 from lugh.db.migrations import migrate
 from lugh.logs import get_logger
 from lugh.projects import AgentService, ProjectService
+from lugh.services import Services
 
 log = get_logger("lugh.app")
 
@@ -38,17 +37,6 @@ class Component(Protocol):
 
 class StartupError(Exception):
     """Lugh cannot start; the message says why in one sentence."""
-
-
-@dataclass
-class Services:
-    """What components are built from; each later capability adds its service here."""
-
-    settings: Settings
-    pool: asyncpg.Pool
-    data_dir: Path
-    projects: ProjectService
-    agents: AgentService
 
 
 @dataclass
