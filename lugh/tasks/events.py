@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 from collections import deque
 from collections.abc import Mapping
@@ -16,6 +15,7 @@ import asyncpg
 
 from lugh.db import queries
 from lugh.tasks.listener import Listener
+from lugh.tasks.waiting import wait_event
 
 Q = queries.load(__file__, "events")
 EVENTS_CHANNEL = "lugh_events"
@@ -157,5 +157,4 @@ class Subscription:
         self._snapshot = rows[0]["snapshot"]
         self._buffer.extend(TaskEvent.from_row(r) for r in rows if r["id"] is not None)
         if not self._buffer:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._events.poll_s)
+            await wait_event(self._wake, self._events.poll_s)

@@ -11,6 +11,7 @@ import asyncpg
 
 from lugh.db.database import DatabaseError, connect
 from lugh.logs import get_logger
+from lugh.tasks.waiting import wait_event
 
 log = get_logger("lugh.tasks.listener")
 
@@ -111,11 +112,9 @@ class Listener:
                 log.info("listening", channels=sorted(listening), connection=self.connections)
             for channel in new:
                 self._fan_out(channel, None)
-            try:
-                await asyncio.wait_for(self._kick.wait(), self.health_s)
-            except TimeoutError:
+            if not await wait_event(self._kick, self.health_s):
                 # A connection cut without a FIN (a dead network) only shows when used.
-                await asyncio.wait_for(conn.execute("SELECT 1"), self.health_s)
+                await conn.execute("SELECT 1", timeout=self.health_s)
 
     def _on_notification(
         self, _conn: object, _pid: int, channel: str, payload: str

@@ -17,6 +17,7 @@ from lugh.tasks.executor import ExecutionResult, Executor, TaskContext, TaskFail
 from lugh.tasks.listener import Listener
 from lugh.tasks.model import Task, TaskStatus
 from lugh.tasks.queue import TASKS_CHANNEL, TaskQueue
+from lugh.tasks.waiting import wait_event
 
 log = get_logger("lugh.tasks.worker")
 
@@ -94,8 +95,7 @@ class WorkerPool:
             while not self._stopping:
                 self._wake.clear()
                 idle_s = await self._fill_slots()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), idle_s)
+                await wait_event(self._wake, idle_s)
             await self._drained.wait()
         finally:
             for stop_listening in unsubscribe:
@@ -109,9 +109,7 @@ class WorkerPool:
         """Claim nothing more; let running tasks finish for `grace_s`, then release them."""
         self._stopping = True
         self._wake.set()
-        try:
-            await asyncio.wait_for(self._idle.wait(), self.grace_s)
-        except TimeoutError:
+        if not await wait_event(self._idle, self.grace_s):
             log.info("releasing unfinished tasks", tasks=list(self._running))
             for slot in list(self._running.values()):
                 self._stop_work(slot, "the worker is stopping", release=True)
@@ -192,8 +190,7 @@ class WorkerPool:
 
     async def _heartbeat(self, slot: Slot) -> None:
         while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(slot.check.wait(), self.lease_s / 3)
+            await wait_event(slot.check, self.lease_s / 3)
             slot.check.clear()
             try:
                 ours = await slot.ctx.heartbeat()
@@ -237,6 +234,8 @@ class WorkerPool:
                 continue
             for task in moved:
                 log.warning("lease expired", task=task.id, status=task.status, error=task.error)
+            if moved:
+                self._wake.set()  # to learn when the requeued tasks are due
 
     async def _abandon_all(self) -> None:
         """The pool is going away without a graceful stop: stop executors, release their tasks."""

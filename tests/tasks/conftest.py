@@ -136,3 +136,4 @@ async def enqueue_many(queue: TaskQueue, project_id: int, n: int, **kwargs: Any)
 
 def ids(tasks: Iterable[Task]) -> list[int]:
     return [t.id for t in tasks]
+

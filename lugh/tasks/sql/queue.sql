@@ -126,7 +126,10 @@ WITH failed AS (
 )
 SELECT failed.*,
        pg_notify('lugh_events', json_build_object(
-           'id', event.id, 'task_id', event.task_id, 'kind', event.kind)::text)::text AS notified
+           'id', event.id, 'task_id', event.task_id, 'kind', event.kind)::text)::text AS notified,
+       -- workers wake to learn when it is due
+       CASE WHEN failed.status = 'queued'
+            THEN pg_notify('lugh_tasks', failed.id::text)::text END AS notified_task
 FROM failed JOIN event ON event.task_id = failed.id;
 
 -- name: release
@@ -181,7 +184,9 @@ WITH expired AS (
 )
 SELECT moved.*,
        pg_notify('lugh_events', json_build_object(
-           'id', event.id, 'task_id', event.task_id, 'kind', event.kind)::text)::text AS notified
+           'id', event.id, 'task_id', event.task_id, 'kind', event.kind)::text)::text AS notified,
+       CASE WHEN moved.status = 'queued'
+            THEN pg_notify('lugh_tasks', moved.id::text)::text END AS notified_task
 FROM moved JOIN event ON event.task_id = moved.id
 ORDER BY moved.id;
 
