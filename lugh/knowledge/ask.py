@@ -29,9 +29,19 @@ class Answer:
     from_model: bool  # False: no model was asked, `text` lists the best passages
 
 
+def origin(hit: Hit) -> str:
+    """The passage's file as a reader would open it: a repository's files by their path in
+    it, a folder's or a single file's by full path, uploads and notes by name."""
+    if hit.source_kind == "folder":
+        return f"{hit.source.rstrip('/')}/{hit.path}"
+    if hit.source_kind == "file":
+        return hit.source
+    return hit.path
+
+
 def cite(hit: Hit) -> str:
-    """Where a passage comes from, for a person: `guide.md › Install, lines 10-24`."""
-    where = hit.path
+    """Where a passage comes from, for a person: `docs/guide.md › Install, lines 10-24`."""
+    where = origin(hit)
     location = hit.location
     if heading := location.get("heading"):
         where += " › " + " › ".join(heading)
@@ -52,8 +62,7 @@ def format_passages(hits: list[Hit]) -> str:
     parts = [INSTRUCTIONS.format(tag=tag)]
     for n, hit in enumerate(hits, 1):
         text = hit.text[:MAX_PASSAGE_CHARS].replace(tag, "knowledge_")
-        where = cite(hit) if hit.source == hit.path else f"{hit.source} — {cite(hit)}"
-        source = _attribute(where)
+        source = _attribute(cite(hit))
         parts.append(f'<{tag} n="{n}" source="{source}">\n{text}\n</{tag}>')
     return "\n\n".join(parts)
 
