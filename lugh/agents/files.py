@@ -1,4 +1,4 @@
-"""The worktree file operations behind the agent's file tools, confined to the worktree without races.
+"""The worktree file operations behind the agent's file tools, kept inside the worktree, race-free.
 
 The rule: a path is relative to the worktree root and may not contain '..', a `.git` part (any
 case) or a NUL byte; no symbolic link is ever followed, anywhere in a path, even one that points
@@ -22,7 +22,7 @@ import re
 import secrets
 import stat
 import subprocess
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 from lugh.errors import UserError
@@ -130,7 +130,9 @@ def path_parts(path: str | None, *, allow_root: bool = False) -> tuple[str, ...]
     try:
         sizes = [len(os.fsencode(part)) for part in parts]
     except UnicodeEncodeError:
-        raise ToolError(f"The path {shown(path)} is refused because it is not valid UTF-8.") from None
+        raise ToolError(
+            f"The path {shown(path)} is refused because it is not valid UTF-8."
+        ) from None
     if any(size > _NAME_MAX for size in sizes) or sum(sizes) + len(sizes) > _PATH_MAX:
         raise ToolError(
             f"The path {shown(path)} is refused because it is too long "
@@ -178,7 +180,8 @@ class WorktreeFiles:
             return f"No files{where}" + (f" match {pattern!r}." if pattern else ".")
         listed = "\n".join(names[:MAX_LISTED])
         if len(names) > MAX_LISTED:
-            listed += f"\n[{len(names) - MAX_LISTED} more not shown; narrow it with path or pattern.]"
+            more = len(names) - MAX_LISTED
+            listed += f"\n[{more} more not shown; narrow it with path or pattern.]"
         return listed
 
     async def search_code(self, pattern: str, path: str | None = None) -> str:
@@ -256,10 +259,13 @@ class WorktreeFiles:
     def _open_file(self, parts: tuple[str, ...], path: str, verb: str) -> int:
         """An fd to read the regular, singly-linked file at `parts`."""
         with self._dir(parts[:-1], path) as dir_fd:
-            try:
-                fd = os.open(parts[-1], _READ, dir_fd=dir_fd)
-            except OSError as exc:
-                raise self._refusal(exc, parts, path) from None
+            return self._open_in(dir_fd, parts, path, verb)
+
+    def _open_in(self, dir_fd: int, parts: tuple[str, ...], path: str, verb: str) -> int:
+        try:
+            fd = os.open(parts[-1], _READ, dir_fd=dir_fd)
+        except OSError as exc:
+            raise self._refusal(exc, parts, path) from None
         try:
             check_regular(os.fstat(fd), path, verb)
         except BaseException:
@@ -293,9 +299,13 @@ class WorktreeFiles:
         if exc.errno == errno.ENOENT:
             return ToolError(f"There is no {shown(path)} in the worktree.")
         if exc.errno == errno.ENOTDIR:
-            return ToolError(f"The path {shown(path)} goes through something that is not a directory.")
+            return ToolError(
+                f"The path {shown(path)} goes through something that is not a directory."
+            )
         if exc.errno == errno.EXDEV:
-            return ToolError(f"The path {shown(path)} is refused because it leads outside the worktree.")
+            return ToolError(
+                f"The path {shown(path)} is refused because it leads outside the worktree."
+            )
         return ToolError(f"Could not open {shown(path)}: {exc.strerror or exc}.")
 
     def _first_link(self, parts: tuple[str, ...]) -> str | None:
@@ -365,9 +375,16 @@ class WorktreeFiles:
         with self._dir(parts[:-1], path) as dir_fd:
             existing = self._existing(dir_fd, parts, path)
             if existing is None:
-                raise ToolError(f"There is no {shown(path)} in the worktree; use write_file to create it.")
-            with open(self._open_file(parts, path, "edit"), "rb") as f:
+                raise ToolError(
+                    f"There is no {shown(path)} in the worktree; use write_file to create it."
+                )
+            with open(self._open_in(dir_fd, parts, path, "edit"), "rb") as f:
                 raw = f.read(self.max_write_bytes + 1)
+            if len(raw) > self.max_write_bytes:
+                raise ToolError(
+                    f"{shown(path)} is larger than the {self.max_write_bytes}-byte write limit, "
+                    "so it cannot be edited."
+                )
             try:
                 text = raw.decode("utf-8")
             except UnicodeDecodeError:
@@ -423,7 +440,8 @@ class WorktreeFiles:
             with open(fd, "wb") as f:
                 f.write(data)
                 os.fchmod(f.fileno(), mode)
-            # renameat replaces the name itself: a link swapped in meanwhile is replaced, not followed.
+            # renameat replaces the name itself: a link swapped in meanwhile is replaced,
+            # never followed.
             os.rename(temp, parts[-1], src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
         except OSError as exc:
             with contextlib.suppress(OSError):
@@ -488,7 +506,8 @@ def check_regular(st: os.stat_result, path: str, verb: str) -> None:
 
 def line_range(start_line: int | None, end_line: int | None) -> tuple[int, int | None]:
     for name, value in (("start_line", start_line), ("end_line", end_line)):
-        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+        whole = isinstance(value, int) and not isinstance(value, bool)
+        if value is not None and (not whole or value < 1):
             raise ToolError(f"{name} must be a whole number from 1, got {value!r}.")
     first = start_line or 1
     if end_line is not None and end_line < first:
@@ -508,14 +527,18 @@ def edit_miss(text: str, old: str, count: int, path: str) -> str:
         )
     hint = "read the file again and copy the text exactly"
     if " ".join(old.split()) in " ".join(text.split()):
-        hint = "it matches only if whitespace is ignored, so copy the exact indentation and line breaks"
+        hint = (
+            "it matches only if whitespace is ignored, "
+            "so copy the exact indentation and line breaks"
+        )
     elif "\r\n" in text and old.replace("\n", "\r\n") in text:
         hint = "the file has CRLF line endings, so old must use them too"
     else:
         first = next((line.strip() for line in old.splitlines() if line.strip()), "")
         at = text.find(first) if first else -1
         if at != -1:
-            hint = f"its first line appears at line {text.count(chr(10), 0, at) + 1}, but the rest differs"
+            line = text.count("\n", 0, at) + 1
+            hint = f"its first line appears at line {line}, but the rest differs"
     return f"old was not found in {shown(path)}; {hint}."
 
 
@@ -537,15 +560,21 @@ def glob_regex(pattern: str) -> re.Pattern[str]:
             i += 1
         elif pattern[i] == "[" and (end := pattern.find("]", i + 2)) != -1:
             body = pattern[i + 1 : end]
-            out.append("[" + ("^" + body[1:] if body.startswith("!") else body).replace("\\", "\\\\") + "]")
+            negated = body.startswith(("!", "^"))
+            body = re.sub(r"[\\\[&~|^]", lambda c: "\\" + c[0], body[1:] if negated else body)
+            out.append("[" + ("^" if negated else "") + body + "]")
             i = end + 1
         elif pattern[i] == "{" and (end := pattern.find("}", i)) != -1:
-            out.append("(?:" + "|".join(re.escape(alt) for alt in pattern[i + 1 : end].split(",")) + ")")
+            alternatives = pattern[i + 1 : end].split(",")
+            out.append("(?:" + "|".join(re.escape(alt) for alt in alternatives) + ")")
             i = end + 1
         else:
             out.append(re.escape(pattern[i]))
             i += 1
-    return re.compile("".join(out), re.DOTALL)
+    try:
+        return re.compile("".join(out), re.DOTALL)
+    except re.error as exc:
+        raise ToolError(f"The pattern {pattern!r} is not a valid glob ({exc}).") from None
 
 
 async def grep(pattern: str, fds: dict[int, str], room: int, deadline: float) -> list[str]:
@@ -579,7 +608,9 @@ async def grep(pattern: str, fds: dict[int, str], room: int, deadline: float) ->
                     found.append(f"{fds[int(hit[1])]}:{int(hit[2])}: {text}")
                     if len(found) >= room:
                         break
-            error = (await proc.stderr.read(2000)).decode("utf-8", "replace")  # type: ignore[union-attr]
+            error = (await proc.stderr.read(2000)).decode(  # type: ignore[union-attr]
+                "utf-8", "replace"
+            )
             await proc.wait()
     except TimeoutError:
         raise ToolError(
@@ -601,7 +632,9 @@ async def grep(pattern: str, fds: dict[int, str], room: int, deadline: float) ->
 _GREP_LINE = re.compile(rb"/dev/fd/(\d+):(\d+):")
 
 
-async def _bounded_lines(stream: asyncio.StreamReader, longest: int = 4096):  # type: ignore[no-untyped-def]
+async def _bounded_lines(
+    stream: asyncio.StreamReader, longest: int = 4096
+) -> AsyncIterator[bytes]:
     """Lines of `stream`, each cut to `longest` bytes, holding no more than that in memory."""
     buffer, skipping = b"", False
     while chunk := await stream.read(65536):

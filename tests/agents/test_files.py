@@ -71,7 +71,9 @@ async def test_a_large_file_is_cut_at_a_line_with_a_note_on_where_to_read_on(
 
 async def test_a_binary_file_is_reported_not_dumped(files: WorktreeFiles) -> None:
     (files.root / "logo.png").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(100))
-    assert await files.read_file("logo.png") == "'logo.png' is a binary file (116 bytes); it is not shown."
+    assert await files.read_file("logo.png") == (
+        "'logo.png' is a binary file (116 bytes); it is not shown."
+    )
 
 
 async def test_a_directory_or_a_missing_file_is_an_error_result(files: WorktreeFiles) -> None:
@@ -101,7 +103,8 @@ async def test_writing_replaces_a_file_and_keeps_its_mode(files: WorktreeFiles) 
     script = files.root / "run.sh"
     script.write_text("#!/bin/sh\n")
     script.chmod(0o755)
-    assert await files.write_file("run.sh", "#!/bin/sh\necho hi\n") == "Replaced 'run.sh' (18 bytes)."
+    result = await files.write_file("run.sh", "#!/bin/sh\necho hi\n")
+    assert result == "Replaced 'run.sh' (18 bytes)."
     assert script.read_text() == "#!/bin/sh\necho hi\n"
     assert stat.S_IMODE(script.stat().st_mode) == 0o755
 
@@ -150,6 +153,13 @@ async def test_editing_text_that_is_not_there_says_what_differs(files: WorktreeF
         await files.edit_file("src/new.py", "a", "b")
 
 
+async def test_a_file_larger_than_the_write_limit_is_not_edited(files: WorktreeFiles) -> None:
+    (files.root / "big.txt").write_text("needle\n" + "x" * 6000)
+    with pytest.raises(ToolError, match="larger than the 5000-byte write limit"):
+        await files.edit_file("big.txt", "needle", "pin")
+    assert (files.root / "big.txt").stat().st_size == 6007
+
+
 async def test_listing_is_git_aware(files: WorktreeFiles) -> None:
     (files.root / "build").mkdir()
     (files.root / "build/out.js").write_text("x")
@@ -173,6 +183,8 @@ async def test_listing_filters_by_path_and_glob_pattern(files: WorktreeFiles) ->
     ]
     assert (await files.list_files(pattern="**/page.ts?")).splitlines() == ["src/web/page.tsx"]
     assert await files.list_files("src", "*.rs") == "No files under 'src' match '*.rs'."
+    with pytest.raises(ToolError, match=r"The pattern '\[z-a\]' is not a valid glob"):
+        await files.list_files(pattern="[z-a]")
 
 
 async def test_listing_outside_a_git_repository_walks_the_directory(tmp_path: Path) -> None:

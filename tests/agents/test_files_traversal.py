@@ -125,7 +125,8 @@ async def test_the_refusals_say_why_in_one_sentence(scene: Scene) -> None:
         return str(error.value)
 
     assert await refusal("../x") == (
-        "The path '../x' is refused because it contains '..'; name files from the worktree root instead."
+        "The path '../x' is refused because it contains '..'; "
+        "name files from the worktree root instead."
     )
     assert "because it is absolute" in await refusal("/etc/passwd")
     assert await refusal("link_etc/passwd") == (
@@ -189,7 +190,7 @@ def flipping(a: Path, b: Path) -> Iterator[list[int]]:
         while not stop.is_set():
             exchange(a, b)
             flips[0] += 1
-            time.sleep(0)  # hand the GIL over, or the tool's worker thread waits out a whole switch interval
+            time.sleep(0)  # hand over the GIL, or each tool call waits out a switch interval
 
     thread = threading.Thread(target=flip, daemon=True)
     thread.start()

@@ -139,17 +139,17 @@ async def test_a_configured_but_missing_bubblewrap_refuses_to_run_anything(workt
     assert check.level == "fail" and "is not installed" in check.detail
 
 
-async def test_a_bubblewrap_that_fails_to_set_up_refuses_to_run_anything(worktree: Path) -> None:
-    # A bwrap that starts but cannot build the sandbox (here: a mount it cannot make).
-    broken = make_sandbox("bubblewrap", hidden=[worktree / "file-as-dir/x"])
-    (worktree / "file-as-dir").write_text("")
-    failing = BubblewrapSandbox(bwrap=str(worktree / "fake-bwrap"))
-    (worktree / "fake-bwrap").write_text("#!/bin/sh\necho 'bwrap: setting up uid map: Permission denied' >&2\nexit 1\n")
-    (worktree / "fake-bwrap").chmod(0o755)
-    with pytest.raises(SandboxError, match=r"could not start \(setting up uid map: Permission denied\)"):
-        await failing.run("touch ran.txt", cwd=worktree, timeout_s=30, env={})
+async def test_a_bubblewrap_that_cannot_build_the_sandbox_refuses_to_run_anything(
+    worktree: Path, tmp_path: Path
+) -> None:
+    # What bwrap does where user namespaces are denied: a message, exit 1, no status report.
+    fake = tmp_path / "fake-bwrap"
+    fake.write_text("#!/bin/sh\necho 'bwrap: setting up uid map: Permission denied' >&2\nexit 1\n")
+    fake.chmod(0o755)
+    sandbox = BubblewrapSandbox(bwrap=str(fake))
+    with pytest.raises(SandboxError, match=r"start \(setting up uid map: Permission denied\)"):
+        await sandbox.run("touch ran.txt", cwd=worktree, timeout_s=30, env={})
     assert not (worktree / "ran.txt").exists()
-    assert (await broken.run("true", cwd=worktree, timeout_s=30, env={})).exit_code == 0
 
 
 async def test_the_check_reports_a_working_bubblewrap() -> None:
@@ -166,7 +166,7 @@ async def test_the_none_backend_says_it_is_not_isolation() -> None:
 def test_sandboxes_are_chosen_by_name_and_nothing_else() -> None:
     assert isinstance(make_sandbox("bubblewrap"), BubblewrapSandbox)
     assert isinstance(make_sandbox("none"), NoSandbox)
-    with pytest.raises(SandboxError, match="LUGH_SANDBOX must be one of bubblewrap, none, got 'docker'."):
+    with pytest.raises(SandboxError, match="must be one of bubblewrap, none, got 'docker'."):
         make_sandbox("docker")
 
 

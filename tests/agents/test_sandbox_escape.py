@@ -57,7 +57,8 @@ class Scene:
         )
         result = await self.run(script)
         assert result.exit_code == 0, result.render()
-        return [attempts[int(line[7:])] for line in result.stdout.split() if line.startswith("BREACH:")]
+        numbers = [int(line[7:]) for line in result.stdout.split() if line.startswith("BREACH:")]
+        return [attempts[n] for n in numbers]
 
 
 @pytest.fixture
@@ -101,8 +102,9 @@ async def test_writes_outside_the_worktree_fail(scene: Scene) -> None:
     assert (scene.worktree / "inside.txt").read_text() == "mine\n"
     assert scene.outside.read_text() == "untouched\n"
     assert (scene.repo / "README.md").read_text() == "# demo\n"
-    assert not [p for p in (scene.base, Path("/etc"), Path("/usr"), Path("/var/tmp"), Path("/root"),
-                            scene.data, scene.data / "worktrees") for q in p.iterdir() if tag in q.name]
+    places = [scene.base, Path("/etc"), Path("/usr"), Path("/var/tmp"), Path("/root"), scene.data,
+              scene.data / "worktrees"]
+    assert not [q for p in places for q in p.iterdir() if tag in q.name]
     assert git(scene.repo, "fsck", "--no-progress") == ""
 
 
@@ -112,7 +114,8 @@ async def test_secrets_in_lughs_environment_are_not_readable(
     monkeypatch.setenv("ANTHROPIC_API_KEY", SECRET)
     monkeypatch.setenv("TELEGRAM_BOT_TOKEN", "123456:" + SECRET)
     result = await scene.run(
-        "env; for p in /proc/[0-9]*; do tr '\\0' '\\n' < $p/environ; tr '\\0' ' ' < $p/cmdline; done;"
+        "env; for p in /proc/[0-9]*; do"
+        " tr '\\0' '\\n' < $p/environ; tr '\\0' ' ' < $p/cmdline; done;"
         f" cat /proc/{os.getpid()}/environ"
     )
     assert SECRET not in result.stdout + result.stderr
@@ -219,7 +222,9 @@ async def test_git_works_read_only_and_nothing_planted_runs_on_the_host(scene: S
         "rm -f .git", "mv .git moved", "git add -A", "git commit -qm sneaky",
     ]
     assert await scene.breaches(attempts) == []
-    planted = [f"mkdir -p hooks evil && printf '{hook}' > hooks/post-commit && chmod +x hooks/post-commit"]
+    planted = [
+        f"mkdir -p hooks && printf '{hook}' > hooks/post-commit && chmod +x hooks/post-commit"
+    ]
     assert await scene.breaches(planted) == planted  # inside the worktree: allowed, and harmless
     await host_git.run("add", "-A", cwd=scene.worktree)
     await host_git.run("commit", "-q", "-m", "agent work", cwd=scene.worktree)
@@ -248,7 +253,9 @@ async def no_leftovers(marker: str) -> bool:
 
 async def test_a_fork_bomb_is_contained_and_the_host_stays_responsive(scene: Scene) -> None:
     marker = f"bomb{secrets.token_hex(4)}"
-    bomb = asyncio.create_task(scene.run(f"{marker}() {{ {marker} | {marker} & }}; {marker}; sleep 30", 5))
+    bomb = asyncio.create_task(
+        scene.run(f"{marker}() {{ {marker} | {marker} & }}; {marker}; sleep 30", timeout_s=5)
+    )
     slowest = 0.0
     while not bomb.done() or slowest == 0.0:
         started = time.monotonic()
@@ -266,7 +273,7 @@ async def test_memory_and_disk_hogs_are_contained(scene: Scene) -> None:
     assert result.exit_code != 0 and "MemoryError" in result.stderr
     result = await scene.run("python3 -c 'a = []\nwhile True: a.append(bytearray(10 ** 7))'")
     assert result.exit_code != 0 and "MemoryError" in result.stderr
-    result = await scene.run("for n in 1 2 3; do head -c 15M /dev/zero > /tmp/fill$n || exit 1; done")
+    result = await scene.run("for n in 1 2 3; do head -c 15M /dev/zero > /tmp/$n || exit 1; done")
     assert result.exit_code != 0 and "No space left on device" in result.stderr
     result = await scene.run("head -c 40M /dev/zero > big.bin")
     assert result.exit_code != 0
@@ -294,14 +301,16 @@ async def test_a_runaway_command_is_killed_at_its_timeout_with_nothing_left(
 async def test_an_output_flood_is_capped_while_it_is_read(scene: Scene) -> None:
     result = await scene.run("yes", timeout_s=0.5)
     assert result.timed_out
-    assert len(result.stdout) < LIMITS.output_bytes + 200 and "bytes of output omitted" in result.stdout
+    assert len(result.stdout) < LIMITS.output_bytes + 200
+    assert "bytes of output omitted" in result.stdout
 
 
 async def test_the_sandbox_dies_with_the_process_that_started_it(scene: Scene) -> None:
     marker = f"1000.{secrets.randbelow(10**9):09d}"
     starter = subprocess.Popen([
         sys.executable, "-c",
-        "import asyncio, sys; from pathlib import Path; from lugh.agents.sandbox import make_sandbox;"
+        "import asyncio, sys; from pathlib import Path;"
+        "from lugh.agents.sandbox import make_sandbox;"
         "asyncio.run(make_sandbox().run(sys.argv[1], cwd=Path(sys.argv[2]), timeout_s=60, env={}))",
         f"sleep {marker}", str(scene.worktree),
     ])

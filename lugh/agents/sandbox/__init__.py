@@ -6,11 +6,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from lugh.agents.sandbox.base import (
+    CommandResult,
     GiB,
     KiB,
-    MiB,
-    CommandResult,
     Limits,
+    MiB,
     Sandbox,
     SandboxCheck,
     SandboxError,

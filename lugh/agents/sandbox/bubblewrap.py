@@ -69,7 +69,9 @@ class BubblewrapSandbox:
         # bwrap reports on this pipe once the sandbox is built: no report, no sandbox.
         status_read, status_write = os.pipe()
         try:
-            argv = self.argv(command, worktree, environment, status_write, hidden_dirs, hidden_files)
+            argv = self.argv(
+                command, worktree, environment, status_write, hidden_dirs, hidden_files
+            )
             try:
                 result = await run_process(
                     argv, cwd=Path(worktree), env={"PATH": SAFE_PATH}, timeout_s=timeout_s,
@@ -96,7 +98,9 @@ class BubblewrapSandbox:
         except SandboxError as exc:
             return SandboxCheck("fail", str(exc))
         if result.exit_code != 0:
-            return SandboxCheck("fail", f"bubblewrap started but `true` failed: {result.stderr.strip()}")
+            return SandboxCheck(
+                "fail", f"bubblewrap started but `true` failed: {result.stderr.strip()}"
+            )
         if os.geteuid() == 0:
             return SandboxCheck(
                 "warn",
@@ -174,9 +178,10 @@ def git_paths(worktree: str) -> list[str]:
 
 
 def _is_git_dir(path: str) -> bool:
-    return os.path.isfile(os.path.join(path, "HEAD")) and (
-        os.path.isdir(os.path.join(path, "objects")) or os.path.isfile(os.path.join(path, "commondir"))
-    )
+    def has(name: str, kind: str) -> bool:
+        return getattr(os.path, kind)(os.path.join(path, name))
+
+    return has("HEAD", "isfile") and (has("objects", "isdir") or has("commondir", "isfile"))
 
 
 def _existing(paths: Sequence[str]) -> tuple[list[str], list[str]]:
@@ -203,5 +208,6 @@ def _read_available(fd: int) -> bytes:
 
 def _bwrap_reason(stderr: str) -> str:
     lines = [line.strip() for line in stderr.splitlines() if line.strip()]
-    line = next((l for l in lines if l.startswith("bwrap:")), lines[-1] if lines else "no reason given")
+    ours = [line for line in lines if line.startswith("bwrap:")]
+    line = (ours or lines or ["no reason given"])[0]
     return line.removeprefix("bwrap:").strip().rstrip(".")

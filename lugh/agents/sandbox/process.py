@@ -171,7 +171,9 @@ async def run_process(
     watchdog.start()
     timed_out, stopped = False, None
     try:
-        done, _ = await asyncio.wait({ended, tripped}, timeout=timeout_s, return_when="FIRST_COMPLETED")
+        done, _ = await asyncio.wait(
+            {ended, tripped}, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED
+        )
         if tripped in done:
             stopped = tripped.result()
         elif not done:
