@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import os
 import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +18,7 @@ from tokenizers import Tokenizer
 
 from lugh.knowledge.embedders.base import EmbedderError
 from lugh.knowledge.embedders.bert import BertConfig, BertEncoder
+from lugh.knowledge.embedders.blas import single_threaded_blas
 
 MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 DIM = 384
@@ -48,12 +51,17 @@ class LocalEmbedder:
     dim = DIM
 
     def __init__(
-        self, model_dir: Path | None = None, *, tokens_per_batch: int = TOKENS_PER_BATCH
+        self,
+        model_dir: Path | None = None,
+        *,
+        tokens_per_batch: int = TOKENS_PER_BATCH,
+        threads: int | None = None,
     ) -> None:
         self.model_dir = model_dir if model_dir is not None else default_model_dir()
         self.max_seq_length = _max_seq_length(self.model_dir)
         self.max_tokens = self.max_seq_length - 2  # [CLS] and [SEP] take two places
         self._tokens_per_batch = tokens_per_batch
+        self._threads = threads if threads is not None else _usable_cpus()
         # One forward pass at a time: concurrent ones would only fight over the same cores.
         self._lock = threading.Lock()
         self._model: _Model | None = None
@@ -86,16 +94,13 @@ class LocalEmbedder:
             lengths = np.array([len(e.ids) for e in encodings])
             vectors = np.empty((len(texts), self.dim), np.float32)
             # Sorting by length keeps padding, hence wasted work, small in every batch.
-            for batch in _batches(np.argsort(lengths, kind="stable"), lengths,
-                                  self._tokens_per_batch):
-                width = int(lengths[batch].max())
-                ids = np.zeros((len(batch), width), np.int64)
-                mask = np.zeros((len(batch), width), bool)
-                for row, i in enumerate(batch):
-                    ids[row, : lengths[i]] = encodings[i].ids
-                    mask[row, : lengths[i]] = True
-                vectors[batch] = _mean_pool_normalised(model.encoder(ids, mask), mask)
-            return vectors
+            order = np.argsort(lengths, kind="stable")
+            with ThreadPoolExecutor(self._threads, initializer=single_threaded_blas) as pool:
+                for batch in _batches(order, lengths, self._tokens_per_batch):
+                    ids, mask = _padded([encodings[i].ids for i in batch])
+                    hidden = model.encoder(ids, mask, pool, self._threads)
+                    vectors[batch] = _mean_pool_normalised(hidden, mask)
+        return vectors
 
     def _loaded(self) -> _Model:
         if self._model is None:
@@ -126,7 +131,9 @@ class LocalEmbedder:
             ) from e
 
 
-def _batches(order: np.ndarray, lengths: np.ndarray, tokens_per_batch: int) -> Iterator[np.ndarray]:
+def _batches(
+    order: np.ndarray, lengths: np.ndarray, tokens_per_batch: int
+) -> Iterator[np.ndarray]:
     """Split `order` (ascending length) into runs whose padded size stays within the budget."""
     start = 0
     for end in range(1, len(order) + 1):
@@ -135,10 +142,28 @@ def _batches(order: np.ndarray, lengths: np.ndarray, tokens_per_batch: int) -> I
             start = end
 
 
+def _padded(sequences: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
+    """Token ids padded with 0 to the longest, and the mask of real tokens."""
+    width = max(len(ids) for ids in sequences)
+    ids = np.zeros((len(sequences), width), np.int64)
+    mask = np.zeros((len(sequences), width), bool)
+    for row, sequence in enumerate(sequences):
+        ids[row, : len(sequence)] = sequence
+        mask[row, : len(sequence)] = True
+    return ids, mask
+
+
 def _mean_pool_normalised(hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
     weights = mask.astype(np.float32)
     pooled = (weights[:, None, :] @ hidden)[:, 0] / weights.sum(axis=1, keepdims=True)
     return pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
+
+
+def _usable_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 def _max_seq_length(model_dir: Path) -> int:
@@ -152,7 +177,9 @@ def _read_json(path: Path) -> dict:
     try:
         return json.loads(_read_bytes(path))
     except ValueError as e:
-        raise EmbedderError(f"The local embedding model's {path} is not valid JSON: {REINSTALL}.") from e
+        raise EmbedderError(
+            f"The local embedding model's {path} is not valid JSON: {REINSTALL}."
+        ) from e
 
 
 def _read_bytes(path: Path) -> bytes:
