@@ -33,6 +33,7 @@ from lugh.git import GitError, GitResult, branch_exists, resolve_commit, run, va
 from lugh.logs import get_logger
 from lugh.projects import Project
 from lugh.tasks import Task, TaskStatus
+from lugh.tasks.queue import Connection
 
 Q = queries.load(__file__, "worktrees")
 log = get_logger("lugh.agents.worktrees")
@@ -41,6 +42,20 @@ BRANCH_PREFIX = "lugh/"
 MAX_SLUG = 40
 _OUR_BRANCH = re.compile(r"lugh/([0-9]+)-")
 _LIVE = (TaskStatus.QUEUED, TaskStatus.RUNNING)
+
+
+async def list_worktrees(repo: Path) -> dict[Path, str | None]:
+    """Every work tree of `repo` (its main one too) → the branch checked out there, or None."""
+    result = await run("worktree", "list", "--porcelain", "-z", cwd=repo)
+    listed: dict[Path, str | None] = {}
+    path: Path | None = None
+    for line in result.stdout.split("\0"):
+        if line.startswith("worktree "):
+            path = Path(line.removeprefix("worktree ")).resolve()
+            listed[path] = None
+        elif line.startswith("branch refs/heads/") and path is not None:
+            listed[path] = line.removeprefix("branch refs/heads/")
+    return listed
 
 
 def slugify(title: str) -> str:
@@ -145,13 +160,17 @@ class WorktreeManager:
         log.info("worktree made", task=task_id, branch=branch, base=base)
         return made
 
-    async def remove(self, worktree: Worktree, *, delete_branch: bool) -> None:
-        """Remove the worktree (and its branch when asked), then forget it in the task row."""
+    async def remove(
+        self, worktree: Worktree, *, delete_branch: bool, conn: Connection | None = None
+    ) -> None:
+        """Remove the worktree (and its branch when asked), then forget it in the task row
+        (through `conn` when the caller holds that row locked in a transaction)."""
         found = await self._find_listed(worktree.repo)
         await self._discard_paths(worktree.repo, {worktree.path.resolve()}, found)
         if delete_branch:
             await self._delete_branches(worktree.repo, {worktree.branch})
-        await self.pool.execute(Q.forget_worktree, worktree.task_id, str(worktree.path))
+        db = conn if conn is not None else self.pool
+        await db.execute(Q.forget_worktree, worktree.task_id, str(worktree.path))
 
     async def prune(
         self,
@@ -244,16 +263,7 @@ class WorktreeManager:
         return found
 
     async def _find_listed(self, repo: Path) -> _Found:
-        result = await run("worktree", "list", "--porcelain", "-z", cwd=repo)
-        listed: dict[Path, str | None] = {}
-        path: Path | None = None
-        for line in result.stdout.split("\0"):
-            if line.startswith("worktree "):
-                path = Path(line.removeprefix("worktree ")).resolve()
-                listed[path] = None
-            elif line.startswith("branch refs/heads/") and path is not None:
-                listed[path] = line.removeprefix("branch refs/heads/")
-        return _Found(listed, {}, {}, set())
+        return _Found(await list_worktrees(repo), {}, {}, set())
 
     async def _discard_paths(self, repo: Path, paths: set[Path], found: _Found) -> bool:
         """Remove each path: through git when it is a worktree of `repo`, else from disk when it
