@@ -55,13 +55,16 @@ TRANSITIONS: Mapping[TaskStatus, frozenset[TaskStatus]] = {
 }
 
 
+# The owner's moves and the statuses each applies to; the others belong to workers and the sweeper.
+CANCELLABLE = frozenset({TaskStatus.QUEUED, TaskStatus.RUNNING, TaskStatus.AWAITING_REVIEW})
+RETRYABLE = frozenset(
+    {TaskStatus.AWAITING_REVIEW, TaskStatus.REJECTED, TaskStatus.FAILED, TaskStatus.CANCELLED}
+)
+REVIEWABLE = frozenset({TaskStatus.AWAITING_REVIEW})
+
+
 def can_move(current: TaskStatus | str, to: TaskStatus | str) -> bool:
     return TaskStatus(to) in TRANSITIONS[TaskStatus(current)]
-
-
-def sources_of(to: TaskStatus) -> list[str]:
-    """The statuses from which a task may move to `to`."""
-    return [s.value for s, targets in TRANSITIONS.items() if to in targets]
 
 
 class TaskError(Exception):

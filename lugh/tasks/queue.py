@@ -11,13 +11,15 @@ import asyncpg
 
 from lugh.db import queries
 from lugh.tasks.model import (
+    CANCELLABLE,
+    RETRYABLE,
+    REVIEWABLE,
     IllegalTransition,
     Task,
     TaskError,
     TaskNotFound,
     TaskSource,
     TaskStatus,
-    sources_of,
 )
 
 Q = queries.load(__file__, "queue")
@@ -92,7 +94,7 @@ class TaskQueue:
         return [Task.from_row(r) for r in rows]
 
     async def next_due_in(self) -> float | None:
-        """Seconds until a task now waiting out a backoff becomes claimable, if any is."""
+        """Seconds until the next queued task with its dependencies done is due (≤ 0: now)."""
         return await self.pool.fetchval(Q.next_due)
 
     async def heartbeat(self, task_id: int, token: int, lease_s: float) -> bool:
@@ -138,19 +140,25 @@ class TaskQueue:
 
     async def cancel(self, task_id: int, *, reason: str | None = None) -> Task:
         """Cancel a queued, running or in-review task; a running one stops within seconds."""
-        return await self._move(task_id, TaskStatus.CANCELLED, "cancelled", {"reason": reason})
+        return await self._move(
+            task_id, CANCELLABLE, TaskStatus.CANCELLED, "cancelled", {"reason": reason}
+        )
 
     async def retry(self, task_id: int) -> Task:
         """Queue a finished (or in-review) task again, with its attempts counted afresh."""
-        return await self._move(task_id, TaskStatus.QUEUED, "retried", {"reason": "retry"})
+        return await self._move(
+            task_id, RETRYABLE, TaskStatus.QUEUED, "retried", {"reason": "retry"}
+        )
 
     async def approve(self, task_id: int, *, result: Any = None) -> Task:
         """The owner accepts the work of a task awaiting review."""
-        return await self._move(task_id, TaskStatus.DONE, "approved", {}, result)
+        return await self._move(task_id, REVIEWABLE, TaskStatus.DONE, "approved", {}, result)
 
     async def reject(self, task_id: int, *, reason: str | None = None) -> Task:
         """The owner turns down the work of a task awaiting review."""
-        return await self._move(task_id, TaskStatus.REJECTED, "rejected", {"reason": reason})
+        return await self._move(
+            task_id, REVIEWABLE, TaskStatus.REJECTED, "rejected", {"reason": reason}
+        )
 
     async def get(self, task_id: int) -> Task | None:
         row = await self.pool.fetchrow(Q.get, task_id)
@@ -179,6 +187,7 @@ class TaskQueue:
     async def _move(
         self,
         task_id: int,
+        allowed: frozenset[TaskStatus],
         to: TaskStatus,
         action: str,
         data: dict[str, Any],
@@ -187,7 +196,7 @@ class TaskQueue:
         data = {k: v for k, v in data.items() if v is not None}
         encoded = None if result is None else json.dumps(result)
         row = await self.pool.fetchrow(
-            Q.move, task_id, sources_of(to), to.value, json.dumps(data), encoded
+            Q.move, task_id, sorted(allowed), to.value, json.dumps(data), encoded
         )
         if row is not None:
             return Task.from_row(row)

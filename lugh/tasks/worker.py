@@ -56,6 +56,7 @@ class WorkerPool:
         events: Events | None = None,
         slots: int = 4,
         lease_s: float = 30.0,
+        heartbeat_s: float | None = None,
         poll_s: float = 2.0,
         grace_s: float = 20.0,
         sweep_s: float | None = 5.0,
@@ -67,6 +68,7 @@ class WorkerPool:
         self.events = events
         self.slots = slots
         self.lease_s = lease_s
+        self.heartbeat_s = heartbeat_s if heartbeat_s is not None else lease_s / 3
         self.poll_s = poll_s
         self.grace_s = grace_s
         self.sweep_s = sweep_s
@@ -128,7 +130,7 @@ class WorkerPool:
                         self._start(task)
                 if len(claimed) < free:
                     due = await self.queue.next_due_in()
-                    return self.poll_s if due is None else max(0.0, min(self.poll_s, due))
+                    return self.poll_s if due is None else min(self.poll_s, max(due, 0.01))
         except _DB_TROUBLE as exc:
             log.warning("cannot claim tasks; will retry", error=repr(exc))
         return self.poll_s
@@ -148,6 +150,10 @@ class WorkerPool:
         beat = asyncio.create_task(self._heartbeat(slot))
         try:
             await self._finish(slot)
+        except _DB_TROUBLE as exc:
+            # The outcome is lost with the connection; the lease will expire and the sweeper
+            # requeues the task, so it runs again rather than vanishing.
+            log.warning("cannot record the task's outcome", task=task.id, error=repr(exc))
         finally:
             beat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -190,7 +196,7 @@ class WorkerPool:
 
     async def _heartbeat(self, slot: Slot) -> None:
         while True:
-            await wait_event(slot.check, self.lease_s / 3)
+            await wait_event(slot.check, self.heartbeat_s)
             slot.check.clear()
             try:
                 ours = await slot.ctx.heartbeat()

@@ -66,9 +66,14 @@ FROM claimed JOIN event ON event.task_id = claimed.id
 ORDER BY claimed.priority DESC, claimed.id;
 
 -- name: next_due
--- Seconds until the earliest queued task that is waiting out a backoff becomes due.
-SELECT extract(epoch FROM min(run_after) - now())::float8
-FROM tasks WHERE status = 'queued' AND run_after > now();
+-- Seconds until the earliest queued task whose dependencies are done becomes due (≤ 0: due now,
+-- e.g. it became due since the last claim looked, or another worker is claiming it).
+SELECT extract(epoch FROM min(t.run_after) - now())::float8
+FROM tasks t
+WHERE t.status = 'queued'
+  AND NOT EXISTS (
+      SELECT 1 FROM task_dependencies d JOIN tasks dep ON dep.id = d.depends_on_id
+      WHERE d.task_id = t.id AND dep.status <> 'done');
 
 -- name: heartbeat
 UPDATE tasks SET lease_expires_at = now() + make_interval(secs => $3::float8)

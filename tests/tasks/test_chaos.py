@@ -1,0 +1,117 @@
+"""Worker processes killed with -9, paused past their lease, and cut off from the database."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import signal
+import sys
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from lugh.tasks import Events, TaskQueue, TaskStatus
+
+from .conftest import WAIT_S
+
+REPO = Path(__file__).resolve().parents[2]
+APP_NAME = "lugh-chaos-worker"
+
+pytestmark = pytest.mark.slow
+
+
+async def spawn_worker(dsn: str, *args: str, stderr: int = asyncio.subprocess.DEVNULL):
+    tagged = f"{dsn}{'&' if '?' in dsn else '?'}application_name={APP_NAME}"
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tests.tasks.chaos_worker", tagged, *args,
+        cwd=REPO, stdout=asyncio.subprocess.DEVNULL, stderr=stderr,
+    )  # fmt: skip
+
+
+async def test_workers_killed_at_random_lose_no_task_and_repeat_no_completion_or_effect(
+    queue: TaskQueue, pool: asyncpg.Pool, database: str, project_id, effects
+):
+    n = 2000
+    for start in range(0, n, 200):
+        await asyncio.gather(
+            *(queue.enqueue(project_id, f"t{i}", max_attempts=1000) for i in range(start, start + 200))
+        )
+    workers = [await spawn_worker(database, "--slots", "8") for _ in range(3)]
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 50
+    kills = cuts = 0
+    try:
+        while await pool.fetchval("SELECT count(*) FROM tasks WHERE status <> 'done'"):
+            assert loop.time() < deadline, "the workers did not finish every task in time"
+            await asyncio.sleep(random.uniform(0.1, 0.3))  # the chaos cadence, not a wait
+            if random.random() < 0.2:
+                cuts += await pool.fetchval(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                    " WHERE application_name = $1",
+                    APP_NAME,
+                )
+            victim = random.randrange(len(workers))
+            workers[victim].kill()
+            await workers[victim].wait()
+            workers[victim] = await spawn_worker(database, "--slots", "8")
+            kills += 1
+    finally:
+        for worker in workers:
+            worker.kill()
+        await asyncio.gather(*(w.wait() for w in workers))
+
+    assert kills >= 5
+    assert await pool.fetchval("SELECT count(*) FROM tasks WHERE status = 'done'") == n
+    done_events = await pool.fetch(
+        "SELECT task_id, count(*) AS n FROM task_events WHERE kind = 'done' GROUP BY task_id"
+    )
+    assert len(done_events) == n and {r["n"] for r in done_events} == {1}
+    assert await pool.fetchval("SELECT count(*) FROM effects") == n
+
+
+async def test_a_worker_paused_past_its_lease_has_its_late_completion_refused(
+    queue: TaskQueue, pool: asyncpg.Pool, events: Events, database: str, project_id, effects
+):
+    task = await queue.enqueue(project_id, "slow")
+    # Deaf and with no heartbeat due: on waking, the worker finishes its work and tries to
+    # complete before anything could tell it the lease is gone.
+    worker = await spawn_worker(
+        database, "--slots", "1", "--lease", "1", "--heartbeat", "60", "--work", "0.5",
+        "--announce", "--deaf", stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        async def working() -> None:
+            async with events.subscribe(after_id=0, task_id=task.id) as feed:
+                async for event in feed:
+                    if event.kind == "working":
+                        return
+
+        await asyncio.wait_for(working(), WAIT_S)
+        os.kill(worker.pid, signal.SIGSTOP)
+
+        async def lease_expired() -> None:
+            while not await queue.requeue_expired():
+                await asyncio.sleep(0.1)
+
+        await asyncio.wait_for(lease_expired(), WAIT_S)
+        await pool.execute("UPDATE tasks SET run_after = now() WHERE id = $1", task.id)
+        mine = await queue.claim("the-other-worker", 60)
+        assert mine.id == task.id
+
+        os.kill(worker.pid, signal.SIGCONT)
+
+        async def refused() -> None:
+            async for line in worker.stderr:
+                if b"completion refused" in line:
+                    return
+
+        await asyncio.wait_for(refused(), WAIT_S)
+        current = await queue.get(task.id)
+        assert (current.status, current.lease_token) == (TaskStatus.RUNNING, mine.lease_token)
+        assert await pool.fetchval("SELECT count(*) FROM effects") == 0
+        assert await queue.complete(task.id, mine.lease_token, "done")
+    finally:
+        worker.kill()
+        await worker.wait()
