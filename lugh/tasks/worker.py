@@ -121,7 +121,7 @@ class WorkerPool:
     async def _fill_slots(self) -> float:
         """Claim into the free slots; return how long to wait before looking again."""
         try:
-            while not self._stopping and (free := self.slots - len(self._running)) > 0:
+            while not self._stopping and (free := self.slots - len(self._slot_tasks)) > 0:
                 claimed = await self.queue.claim_many(self.worker_id, self.lease_s, free)
                 for task in claimed:
                     if self._stopping:  # stop() came while the claim was in flight
@@ -136,15 +136,40 @@ class WorkerPool:
         return self.poll_s
 
     def _start(self, task: Task) -> None:
+        self._idle.clear()
+        runner = asyncio.create_task(self._serve(task), name=f"slot:{task.id}")
+        self._slot_tasks.add(runner)
+        runner.add_done_callback(self._slot_done)
+
+    def _slot_done(self, runner: asyncio.Task[None]) -> None:
+        self._slot_tasks.discard(runner)
+        if not self._slot_tasks:
+            self._idle.set()
+        self._wake.set()  # a slot is free
+
+    async def _serve(self, task: Task | None) -> None:
+        # A busy slot claims its next task itself, so under load claims run in parallel;
+        # idle slots are filled by the one claim loop, so a NOTIFY wakes one query, not N.
+        while task is not None:
+            await self._run(task)
+            task = await self._claim_next()
+
+    async def _claim_next(self) -> Task | None:
+        if self._stopping:
+            return None
+        try:
+            task = await self.queue.claim(self.worker_id, self.lease_s)
+            if task is not None and self._stopping:
+                await self.queue.release(task.id, task.lease_token)
+                return None
+        except _DB_TROUBLE as exc:
+            log.warning("cannot claim tasks; will retry", error=repr(exc))
+            return None
+        return task
+
+    async def _run(self, task: Task) -> None:
         slot = Slot(task, TaskContext(task, self.queue, self.events, self.lease_s))
         self._running[task.id] = slot
-        self._idle.clear()
-        runner = asyncio.create_task(self._run_slot(slot), name=f"task:{task.id}")
-        self._slot_tasks.add(runner)
-        runner.add_done_callback(self._slot_tasks.discard)
-
-    async def _run_slot(self, slot: Slot) -> None:
-        task = slot.task
         log.info("task started", task=task.id, attempt=task.attempts, worker=self.worker_id)
         slot.work = asyncio.create_task(self.executor.execute(task, slot.ctx))
         beat = asyncio.create_task(self._heartbeat(slot))
@@ -159,9 +184,6 @@ class WorkerPool:
             with contextlib.suppress(asyncio.CancelledError):
                 await beat
             del self._running[task.id]
-            if not self._running:
-                self._idle.set()
-            self._wake.set()
 
     async def _finish(self, slot: Slot) -> None:
         task, token = slot.task, slot.task.lease_token

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import random
 import signal
 import sys
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
@@ -22,7 +24,7 @@ APP_NAME = "lugh-chaos-worker"
 pytestmark = pytest.mark.slow
 
 
-async def spawn_worker(dsn: str, *args: str, stderr: int = asyncio.subprocess.DEVNULL):
+async def spawn_worker(dsn: str, *args: str, stderr: Any = asyncio.subprocess.DEVNULL):
     tagged = f"{dsn}{'&' if '?' in dsn else '?'}application_name={APP_NAME}"
     return await asyncio.create_subprocess_exec(
         sys.executable, "-m", "tests.tasks.chaos_worker", tagged, *args,
@@ -30,15 +32,26 @@ async def spawn_worker(dsn: str, *args: str, stderr: int = asyncio.subprocess.DE
     )  # fmt: skip
 
 
+async def kill(worker: asyncio.subprocess.Process) -> None:
+    with contextlib.suppress(ProcessLookupError):  # it may have died of a cut connection
+        worker.kill()
+    await worker.wait()
+
+
 async def test_workers_killed_at_random_lose_no_task_and_repeat_no_completion_or_effect(
-    queue: TaskQueue, pool: asyncpg.Pool, database: str, project_id, effects
+    queue: TaskQueue, pool: asyncpg.Pool, database: str, project_id, effects, tmp_path: Path
 ):
     n = 2000
     for start in range(0, n, 200):
         await asyncio.gather(
             *(queue.enqueue(project_id, f"t{i}", max_attempts=1000) for i in range(start, start + 200))
         )
-    workers = [await spawn_worker(database, "--slots", "8") for _ in range(3)]
+    log = (tmp_path / "workers.log").open("ab")  # what workers said, for a failure's reader
+
+    async def spawn() -> asyncio.subprocess.Process:
+        return await spawn_worker(database, "--slots", "8", stderr=log)
+
+    workers = [await spawn() for _ in range(3)]
     loop = asyncio.get_running_loop()
     deadline = loop.time() + 50
     kills = cuts = 0
@@ -53,14 +66,12 @@ async def test_workers_killed_at_random_lose_no_task_and_repeat_no_completion_or
                     APP_NAME,
                 )
             victim = random.randrange(len(workers))
-            workers[victim].kill()
-            await workers[victim].wait()
-            workers[victim] = await spawn_worker(database, "--slots", "8")
+            await kill(workers[victim])
+            workers[victim] = await spawn()
             kills += 1
     finally:
-        for worker in workers:
-            worker.kill()
-        await asyncio.gather(*(w.wait() for w in workers))
+        await asyncio.gather(*(kill(w) for w in workers))
+        log.close()
 
     assert kills >= 5
     assert await pool.fetchval("SELECT count(*) FROM tasks WHERE status = 'done'") == n
@@ -113,5 +124,4 @@ async def test_a_worker_paused_past_its_lease_has_its_late_completion_refused(
         assert await pool.fetchval("SELECT count(*) FROM effects") == 0
         assert await queue.complete(task.id, mine.lease_token, "done")
     finally:
-        worker.kill()
-        await worker.wait()
+        await kill(worker)
