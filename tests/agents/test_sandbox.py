@@ -125,6 +125,13 @@ async def test_a_command_with_a_nul_byte_is_refused(
         await sandbox.run("echo a\x00b", cwd=worktree, timeout_s=30, env={})
 
 
+async def test_a_missing_directory_is_an_error_sentence(
+    sandbox: BubblewrapSandbox | NoSandbox, tmp_path: Path
+) -> None:
+    with pytest.raises(SandboxError, match="nowhere"):
+        await sandbox.run("true", cwd=tmp_path / "nowhere", timeout_s=30, env={})
+
+
 async def test_a_configured_but_missing_bubblewrap_refuses_to_run_anything(worktree: Path) -> None:
     broken = make_sandbox("bubblewrap", bwrap=str(worktree / "no-such-bwrap"))
     with pytest.raises(SandboxError) as error:

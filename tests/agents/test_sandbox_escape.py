@@ -298,6 +298,19 @@ async def test_a_runaway_command_is_killed_at_its_timeout_with_nothing_left(
     assert await no_leftovers(marker)
 
 
+async def test_a_cancelled_command_is_killed_with_nothing_left(scene: Scene) -> None:
+    marker = f"1000.{secrets.randbelow(10**9):09d}"
+    running = asyncio.create_task(scene.run(f"sleep {marker} & sleep {marker}", timeout_s=60))
+    deadline = time.monotonic() + WAIT_S
+    while not leftovers(marker):
+        assert time.monotonic() < deadline, "the sandboxed command never started"
+        await asyncio.sleep(0.05)
+    running.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await running
+    assert await no_leftovers(marker)
+
+
 async def test_an_output_flood_is_capped_while_it_is_read(scene: Scene) -> None:
     result = await scene.run("yes", timeout_s=0.5)
     assert result.timed_out

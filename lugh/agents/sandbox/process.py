@@ -117,7 +117,7 @@ class TaskWatchdog(threading.Thread):
     def run(self) -> None:
         try:
             while not self.done.wait(WATCH_INTERVAL_S):
-                if count_tasks(self.pid, self.limit) > self.limit:
+                if count_tasks(self.pid, self.limit) > self.limit and not self.done.is_set():
                     self._kill()
                     self.on_trip(f"it started more than {self.limit} processes")
                     return
@@ -183,6 +183,7 @@ async def run_process(
         tripped.cancel()
         _kill_group(proc.pid)
         await asyncio.shield(ended)
+        await asyncio.to_thread(watchdog.join)  # no callback may come after we return
         # Everything in the group is dead, so the pipes close; a process that left the group
         # (only possible without a sandbox) is not waited for.
         _, late = await asyncio.wait(readers, timeout=DRAIN_AFTER_KILL_S)
