@@ -17,10 +17,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from lugh.errors import UserError
 from lugh.knowledge.embedders import EmbedderError, make_embedder
-from lugh.knowledge.ingest import Progress as IngestProgress
 from lugh.knowledge.service import KnowledgeService
 from lugh.knowledge.silos import DEFAULT_SILO
-from lugh.knowledge.store import IngestResult
+from lugh.knowledge.results import IngestResult
+from lugh.knowledge.results import Progress as IngestProgress
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)

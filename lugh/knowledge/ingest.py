@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,8 +27,9 @@ from lugh.knowledge.chunking import (
 from lugh.knowledge.chunking.base import sha256_bytes
 from lugh.knowledge.embedders import Embedder, EmbedderError
 from lugh.knowledge.files import files_in, read_file
+from lugh.knowledge.results import IngestResult, Progress, ProgressCallback, Skipped
 from lugh.knowledge.silos import DEFAULT_SILO, Silo, SiloService
-from lugh.knowledge.store import DocumentStore, IngestResult, Skipped
+from lugh.knowledge.store import DocumentStore
 from lugh.logs import get_logger
 
 log = get_logger("lugh.knowledge")
@@ -40,17 +41,6 @@ EMBED_SLICE = 256
 _UNSAFE_NAME = re.compile(r"[\x00-\x1f\x7f/\\]")
 # Errors of the database itself, not of one document: the whole ingestion stops on these.
 _SYSTEMIC = (asyncpg.PostgresConnectionError, asyncpg.exceptions.OperatorInterventionError)
-
-
-@dataclass(frozen=True)
-class Progress:
-    done: int  # documents finished: stored, unchanged or skipped
-    total: int
-    chunks: int  # chunks written so far
-    path: str  # the document just finished
-
-
-ProgressCallback = Callable[[Progress], None]
 
 
 @dataclass(frozen=True)

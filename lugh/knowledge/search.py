@@ -22,7 +22,7 @@ Q = queries.load(__file__, "search")
 # silo of a 300k-chunk table, well within the latency budget.
 EF_SEARCH = 100
 CANDIDATES = 40  # from each retriever, before fusion
-MAX_TEXT_MATCHES = 2000  # full-text matches ranked at most; a common word matches thousands
+MAX_TEXT_MATCHES = 500  # full-text matches ranked at most; a common word matches thousands
 MAX_K = 50
 _RRF_K = 60
 _BEST_RRF = 2 / (_RRF_K + 1)  # first in both lists
@@ -124,9 +124,11 @@ class Searcher:
     async def _tune(self, conn: asyncpg.Connection) -> None:
         # Iterative scans keep walking the graph until enough rows pass the silo filter, so a
         # small silo in a big table keeps its recall; relaxed order is re-sorted by the query.
+        # Custom plans see the real silo and LIMIT, which a generic plan would have to guess.
         await conn.execute(
             f"SET LOCAL hnsw.ef_search = {int(self.ef_search)};"
-            " SET LOCAL hnsw.iterative_scan = relaxed_order"
+            " SET LOCAL hnsw.iterative_scan = relaxed_order;"
+            " SET LOCAL plan_cache_mode = force_custom_plan"
         )
 
 

@@ -10,10 +10,11 @@ import asyncpg
 
 from lugh.knowledge.ask import Answer, Complete, answer, top_chunks_for
 from lugh.knowledge.embedders import Embedder
-from lugh.knowledge.ingest import Ingestor, ProgressCallback
+from lugh.knowledge.ingest import Ingestor
+from lugh.knowledge.results import IngestResult, ProgressCallback
 from lugh.knowledge.search import Filters, Hit, Searcher
 from lugh.knowledge.silos import DEFAULT_SILO, Silo, SiloService
-from lugh.knowledge.store import IngestResult, SourceInfo
+from lugh.knowledge.store import SourceInfo
 
 
 class KnowledgeService:

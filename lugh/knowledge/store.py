@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -20,32 +20,6 @@ Q = queries.load(__file__, "store")
 CHUNK_COLUMNS = (
     "document_id", "silo_id", "ordinal", "content", "content_hash", "location", "embedding"
 )
-
-
-@dataclass(frozen=True)
-class Skipped:
-    path: str
-    reason: str  # one sentence for a person
-
-
-@dataclass
-class IngestResult:
-    """What an ingestion did: documents stored (new or changed), left as they were, removed
-    (their files are gone), the chunks written, and what was skipped and why."""
-
-    documents: int = 0
-    unchanged: int = 0
-    removed: int = 0
-    chunks: int = 0
-    skipped: list[Skipped] = field(default_factory=list)
-
-    def add(self, other: IngestResult) -> IngestResult:
-        self.documents += other.documents
-        self.unchanged += other.unchanged
-        self.removed += other.removed
-        self.chunks += other.chunks
-        self.skipped += other.skipped
-        return self
 
 
 @dataclass(frozen=True)

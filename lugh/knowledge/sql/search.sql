@@ -15,8 +15,9 @@ LIMIT $3;
 -- name: hybrid
 -- $1 query vector, $2 silo, $3 candidates from each retriever, $4 query text, $5 results,
 -- $6 most full-text matches ranked; filters from $7.
--- Ranks from vector search and full-text search fused by reciprocal rank (k = 60). Full text
--- first wants every word (websearch_to_tsquery); when that finds too little, any word will do.
+-- Ranks from vector search and full-text search (every word of the query, websearch syntax:
+-- "quoted phrases", -excluded, or) fused by reciprocal rank (k = 60). Full text ranks at most
+-- $6 matches: a query of one common word matches a large part of a silo.
 WITH vector_hits AS MATERIALIZED (
     SELECT id, distance, row_number() OVER (ORDER BY distance, id) AS rank
     FROM (
@@ -27,41 +28,18 @@ WITH vector_hits AS MATERIALIZED (
         LIMIT $3
     ) nearest
 ),
-queries AS MATERIALIZED (
-    SELECT websearch_to_tsquery('english', $4) AS every_word,
-           coalesce((SELECT to_tsquery('simple', string_agg(quote_literal(word), ' | '))
-                     FROM unnest(tsvector_to_array(to_tsvector('english', $4))) word),
-                    ''::tsquery) AS any_word
-),
-text_every AS MATERIALIZED (
-    SELECT id, ts_rank_cd(tsv, every_word) AS score
+text_hits AS MATERIALIZED (
+    SELECT id, row_number() OVER (ORDER BY score DESC, id) AS rank
     FROM (
-        SELECT c.id, c.tsv, q.every_word
-        FROM chunks c, queries q
-        WHERE c.silo_id = $2 AND c.tsv @@ q.every_word {documents}
-        LIMIT $6
-    ) matches
-    ORDER BY score DESC, id
-    LIMIT $3
-),
-text_any AS MATERIALIZED (
-    SELECT id, ts_rank_cd(tsv, any_word) AS score
-    FROM (
-        SELECT c.id, c.tsv, q.any_word
-        FROM chunks c, queries q
-        WHERE (SELECT count(*) FROM text_every) < $3
-          AND c.silo_id = $2 AND c.tsv @@ q.any_word {documents}
-        LIMIT $6
-    ) matches
-    ORDER BY score DESC, id
-    LIMIT $3
-),
-text_hits AS (
-    SELECT id, row_number() OVER (ORDER BY tier, score DESC, id) AS rank
-    FROM (
-        SELECT id, 0 AS tier, score FROM text_every
-        UNION ALL
-        SELECT id, 1, score FROM text_any WHERE id NOT IN (SELECT id FROM text_every)
+        SELECT id, ts_rank_cd(tsv, query) AS score
+        FROM (
+            SELECT c.id, c.tsv, q.query
+            FROM chunks c, websearch_to_tsquery('english', $4) q(query)
+            WHERE c.silo_id = $2 AND c.tsv @@ q.query {documents}
+            LIMIT $6
+        ) matches
+        ORDER BY score DESC, id
+        LIMIT $3
     ) ranked
 ),
 fused AS (
