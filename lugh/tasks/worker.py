@@ -267,6 +267,7 @@ class WorkerPool:
 
     async def _abandon_all(self) -> None:
         """The pool is going away without a graceful stop: stop executors, release their tasks."""
+        self._stopping = True  # or a slot would claim the very task it just released
         for slot in list(self._running.values()):
             self._stop_work(slot, "the worker was cancelled", release=True)
         if self._slot_tasks:

@@ -204,8 +204,8 @@ def test_the_queue_behaves_like_its_reference_model(database: str):
     run_state_machine_as_test(
         lambda: QueueMachine(database),
         settings=settings(
-            max_examples=40,
-            stateful_step_count=25,
+            max_examples=30,
+            stateful_step_count=20,
             deadline=None,
             suppress_health_check=[HealthCheck.too_slow],
             database=None,

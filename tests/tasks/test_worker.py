@@ -221,3 +221,16 @@ async def test_workers_lose_nothing_when_their_listen_connection_is_killed_under
 
     assert listener.connections >= 2
     assert await pool.fetchval("SELECT count(*) FROM effects WHERE writes = 1") == len(tasks)
+
+
+async def test_a_pool_cancelled_without_a_graceful_stop_still_releases_its_tasks(
+    queue: TaskQueue, listener, project_id
+):
+    executor = BlockingExecutor()
+    workers = pool_of(queue, executor, listener=listener)
+    task = await queue.enqueue(project_id, "interrupted")
+    async with running(workers):
+        await asyncio.wait_for(executor.started_event(task.id).wait(), WAIT_S)
+
+    released = await queue.get(task.id)
+    assert (released.status, released.lease_owner, released.attempts) == ("queued", None, 0)
