@@ -21,7 +21,12 @@ from typing import Any
 
 import asyncpg
 
-from lugh.agents.worktrees import Worktree, WorktreeManager, list_worktrees
+from lugh.agents.worktrees import (
+    CHECKOUT_TIMEOUT_S,
+    Worktree,
+    WorktreeManager,
+    list_worktrees,
+)
 from lugh.db import queries
 from lugh.errors import NotFound, UserError
 from lugh.git import GitError, resolve_commit, run, validate_branch_name
@@ -439,7 +444,7 @@ async def _advance(
         )
     ff = await run(
         "merge", "--ff-only", "--quiet", "--end-of-options", new, cwd=copy, check=False,
-        config=QUIET,
+        config=QUIET, timeout_s=CHECKOUT_TIMEOUT_S,
     )  # fmt: skip
     if ff.ok:
         return True
@@ -472,9 +477,16 @@ def _until_blank(parts: list[str]) -> list[str]:
 
 
 def _first_error(stderr: str) -> str:
-    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
-    chosen = next((line for line in lines if line.startswith(("error:", "fatal:"))), "")
-    return (chosen or (lines[0] if lines else "no reason given")).split(":", 1)[-1].strip()
+    """git's complaint as a clause: its first error line, with the files it lists."""
+    lines = stderr.splitlines()
+    at = next((i for i, line in enumerate(lines) if line.startswith(("error:", "fatal:"))), None)
+    if at is None:
+        return next((line.strip() for line in lines if line.strip()), "no reason given")
+    reason = lines[at].split(":", 1)[1].strip().rstrip(":")
+    files = [line.strip() for line in lines[at + 1 :] if line.startswith("\t")]
+    if files:
+        reason += ": " + ", ".join(files[:10]) + (" …" if len(files) > 10 else "")
+    return reason[:1].lower() + reason[1:]
 
 
 def _shown(path: str) -> str:

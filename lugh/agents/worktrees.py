@@ -40,6 +40,7 @@ log = get_logger("lugh.agents.worktrees")
 
 BRANCH_PREFIX = "lugh/"
 MAX_SLUG = 40
+CHECKOUT_TIMEOUT_S = 600.0  # a full checkout of a large repository on a slow disk
 _OUR_BRANCH = re.compile(r"lugh/([0-9]+)-")
 _LIVE = (TaskStatus.QUEUED, TaskStatus.RUNNING)
 
@@ -136,8 +137,10 @@ class WorktreeManager:
             if await branch_exists(repo, wt.branch):
                 await self._discard_paths(repo, {wt.path.resolve()}, found)
                 wt.path.parent.mkdir(parents=True, exist_ok=True)
-                await run("worktree", "add", "--quiet", "--end-of-options", str(wt.path),
-                          wt.branch, cwd=repo)  # fmt: skip
+                await run(
+                    "worktree", "add", "--quiet", "--end-of-options", str(wt.path), wt.branch,
+                    cwd=repo, timeout_s=CHECKOUT_TIMEOUT_S,
+                )  # fmt: skip
                 log.info("worktree rebuilt on its branch", task=task_id, branch=wt.branch)
                 return wt
         # Whatever is left of an attempt the row never recorded is discarded: nothing ran in it.
@@ -149,8 +152,10 @@ class WorktreeManager:
         default = validate_branch_name(project.default_branch)
         base = await resolve_commit(repo, f"refs/heads/{default}")
         path.parent.mkdir(parents=True, exist_ok=True)
-        await run("worktree", "add", "--quiet", "-b", branch, "--end-of-options", str(path), base,
-                  cwd=repo)  # fmt: skip
+        await run(
+            "worktree", "add", "--quiet", "-b", branch, "--end-of-options", str(path), base,
+            cwd=repo, timeout_s=CHECKOUT_TIMEOUT_S,
+        )  # fmt: skip
         made = Worktree(task_id, project.name, repo, path, branch, base)
         if await self.pool.fetchrow(Q.record_worktree, task_id, branch, str(path), base) is None:
             await self.remove(made, delete_branch=True)
@@ -195,19 +200,27 @@ class WorktreeManager:
                     await _delete_tree(child)
                     report.removed_worktrees.append(child)
         if report.removed_worktrees or report.removed_branches or report.forgotten:
-            log.info("worktrees pruned", worktrees=[str(p) for p in report.removed_worktrees],
-                     branches=report.removed_branches, forgotten=report.forgotten)  # fmt: skip
+            removed = [str(p) for p in report.removed_worktrees]
+            log.info(
+                "worktrees pruned", worktrees=removed, branches=report.removed_branches,
+                forgotten=report.forgotten,
+            )  # fmt: skip
         return report
 
     async def run_git(
-        self, worktree: Worktree, *args: str, check: bool = True, config: Sequence[str] = ()
+        self,
+        worktree: Worktree,
+        *args: str,
+        check: bool = True,
+        config: Sequence[str] = (),
+        timeout_s: float = CHECKOUT_TIMEOUT_S,
     ) -> GitResult:
         """Run git in the worktree without trusting its `.git` file, which the agent could have
         rewritten to point at a repository (and config) of its own making."""
         admin = await self._admin_dir(worktree)
         return await run(
             "--git-dir", str(admin), "--work-tree", str(worktree.path), *args,
-            cwd=worktree.path, check=check, config=config,
+            cwd=worktree.path, check=check, config=config, timeout_s=timeout_s,
         )  # fmt: skip
 
     async def _prune_project(
@@ -236,8 +249,8 @@ class WorktreeManager:
             for path in sorted(doomed):
                 if await self._discard_paths(repo, {path}, found):
                     report.removed_worktrees.append(path)
-            branches = {b for b in found.branches.get(task_id, set())
-                        if not (keeps and row is not None and b == row["branch"])}  # fmt: skip
+            kept_branch = row["branch"] if keeps and row is not None else None
+            branches = found.branches.get(task_id, set()) - {kept_branch}
             report.removed_branches += await self._delete_branches(repo, branches)
             if recorded is not None and not keeps:
                 await self.pool.execute(Q.forget_worktree, task_id, row["worktree"])
@@ -272,7 +285,10 @@ class WorktreeManager:
         for path in paths:
             if path in found.listed:
                 remove = ("worktree", "remove", "--force", "--force", "--end-of-options", str(path))
-                if not (await run(*remove, cwd=repo, check=False)).ok:
+                removed_by_git = await run(
+                    *remove, cwd=repo, check=False, timeout_s=CHECKOUT_TIMEOUT_S
+                )
+                if not removed_by_git.ok:
                     # e.g. git refuses worktrees with submodules: delete the files, then the entry
                     if self._inside(path):
                         await _delete_tree(path)

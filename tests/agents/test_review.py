@@ -288,6 +288,36 @@ async def test_a_dirty_working_copy_is_never_touched_and_the_merge_is_refused(
     assert (await review.approve(task.id, "button")).merged
 
 
+async def test_an_untracked_file_in_the_way_refuses_the_merge_and_is_kept(
+    review, queue, worktrees, project, repo
+):
+    task, _, _ = await submitted(queue, worktrees, review, project, {"notes.txt": "agent\n"})
+    main_before = git(repo, "rev-parse", "main")
+    (repo / "notes.txt").write_text("the owner's own notes\n")
+
+    with pytest.raises(MergeRefused, match=r"would not update the working copy .*notes\.txt"):
+        await review.approve(task.id, "button")
+
+    assert git(repo, "rev-parse", "main") == main_before
+    assert (repo / "notes.txt").read_text() == "the owner's own notes\n"
+    assert (await queue.get(task.id)).status is TaskStatus.AWAITING_REVIEW
+
+
+async def test_a_crash_after_the_merge_but_before_it_was_recorded_is_finished_by_approving_again(
+    review, queue, worktrees, project, repo, pool
+):
+    task, wt, submission = await submitted(queue, worktrees, review, project, {"a.txt": "a\n"})
+    git(repo, "merge", "-q", "--ff-only", submission.diff.head)  # git moved, the row did not
+
+    result = await review.approve(task.id, "button")
+
+    assert result.merged and result.commit == submission.diff.head
+    assert "already in main" in result.message
+    assert (await queue.get(task.id)).status is TaskStatus.DONE
+    assert (await approval_of(pool, task.id))["status"] == "approved"
+    assert not wt.path.exists() and lugh_branches(repo) == []
+
+
 async def test_two_concurrent_approvals_merge_once(review, queue, worktrees, project, repo):
     task, _, _ = await submitted(queue, worktrees, review, project, {"once.txt": "1\n"})
     commit_on_main(repo, {"meanwhile.txt": "m\n"})  # so that each merge would be a new commit
