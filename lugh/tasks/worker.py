@@ -9,8 +9,6 @@ import secrets
 import socket
 from dataclasses import dataclass, field
 
-import asyncpg
-
 from lugh.logs import get_logger
 from lugh.tasks.events import EVENTS_CHANNEL, Events, parse_notification
 from lugh.tasks.executor import ExecutionResult, Executor, TaskContext, TaskFailed
@@ -20,8 +18,6 @@ from lugh.tasks.queue import TASKS_CHANNEL, TaskQueue
 from lugh.tasks.waiting import wait_event
 
 log = get_logger("lugh.tasks.worker")
-
-_DB_TROUBLE = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
 
 
 def default_worker_id() -> str:
@@ -73,9 +69,12 @@ class WorkerPool:
         self.grace_s = grace_s
         self.sweep_s = sweep_s
         self.worker_id = worker_id or default_worker_id()
-        self._running: dict[int, Slot] = {}
+        # By (task, token): after a starved heartbeat lets the lease lapse, this pool may claim
+        # the same task again while its stale run is still winding down.
+        self._running: dict[tuple[int, int], Slot] = {}
         self._slot_tasks: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
+        self._full = False  # the claim loop found no free slot: wake it when one frees up
         self._idle = asyncio.Event()
         self._idle.set()
         self._stopping = False
@@ -84,6 +83,11 @@ class WorkerPool:
     @property
     def running(self) -> list[Task]:
         return [slot.task for slot in self._running.values()]
+
+    @property
+    def idle(self) -> bool:
+        """No slot is busy (running a task or claiming the next)."""
+        return self._idle.is_set()
 
     async def run(self) -> None:
         unsubscribe = []
@@ -112,7 +116,7 @@ class WorkerPool:
         self._stopping = True
         self._wake.set()
         if not await wait_event(self._idle, self.grace_s):
-            log.info("releasing unfinished tasks", tasks=list(self._running))
+            log.info("releasing unfinished tasks", tasks=[t.id for t in self.running])
             for slot in list(self._running.values()):
                 self._stop_work(slot, "the worker is stopping", release=True)
             await self._idle.wait()
@@ -120,6 +124,7 @@ class WorkerPool:
 
     async def _fill_slots(self) -> float:
         """Claim into the free slots; return how long to wait before looking again."""
+        self._full = False
         try:
             while not self._stopping and (free := self.slots - len(self._slot_tasks)) > 0:
                 claimed = await self.queue.claim_many(self.worker_id, self.lease_s, free)
@@ -131,7 +136,8 @@ class WorkerPool:
                 if len(claimed) < free:
                     due = await self.queue.next_due_in()
                     return self.poll_s if due is None else min(self.poll_s, max(due, 0.01))
-        except _DB_TROUBLE as exc:
+            self._full = True
+        except Exception as exc:  # the loop must outlive any one failure; it retries
             log.warning("cannot claim tasks; will retry", error=repr(exc))
         return self.poll_s
 
@@ -145,7 +151,10 @@ class WorkerPool:
         self._slot_tasks.discard(runner)
         if not self._slot_tasks:
             self._idle.set()
-        self._wake.set()  # a slot is free
+        # A slot ends when its own claim found nothing, so the claim loop need not look again,
+        # unless it was woken while every slot was busy (that task may still be waiting).
+        if self._full or runner.cancelled() or runner.exception() is not None:
+            self._wake.set()
 
     async def _serve(self, task: Task | None) -> None:
         # A busy slot claims its next task itself, so under load claims run in parallel;
@@ -162,28 +171,28 @@ class WorkerPool:
             if task is not None and self._stopping:
                 await self.queue.release(task.id, task.lease_token)
                 return None
-        except _DB_TROUBLE as exc:
+        except Exception as exc:
             log.warning("cannot claim tasks; will retry", error=repr(exc))
             return None
         return task
 
     async def _run(self, task: Task) -> None:
         slot = Slot(task, TaskContext(task, self.queue, self.events, self.lease_s))
-        self._running[task.id] = slot
+        self._running[task.id, task.lease_token] = slot
         log.info("task started", task=task.id, attempt=task.attempts, worker=self.worker_id)
         slot.work = asyncio.create_task(self.executor.execute(task, slot.ctx))
         beat = asyncio.create_task(self._heartbeat(slot))
         try:
             await self._finish(slot)
-        except _DB_TROUBLE as exc:
-            # The outcome is lost with the connection; the lease will expire and the sweeper
-            # requeues the task, so it runs again rather than vanishing.
+        except Exception as exc:
+            # The outcome is lost (with the connection, most likely); the lease will expire and
+            # the sweeper requeues the task, so it runs again rather than vanishing.
             log.warning("cannot record the task's outcome", task=task.id, error=repr(exc))
         finally:
             beat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await beat
-            del self._running[task.id]
+            del self._running[task.id, task.lease_token]
 
     async def _finish(self, slot: Slot) -> None:
         task, token = slot.task, slot.task.lease_token
@@ -222,7 +231,7 @@ class WorkerPool:
             slot.check.clear()
             try:
                 ours = await slot.ctx.heartbeat()
-            except _DB_TROUBLE as exc:
+            except Exception as exc:  # a passing fault; the lease outlives a few misses
                 log.warning("heartbeat failed; will retry", task=slot.task.id, error=repr(exc))
                 continue
             if not ours:
@@ -244,7 +253,7 @@ class WorkerPool:
         if payload is None:
             slots = list(self._running.values())  # notifications were lost: check every lease
         elif note is not None and note.get("kind") != TaskStatus.RUNNING:
-            slots = [s for s in [self._running.get(note.get("task_id"))] if s is not None]
+            slots = [s for s in self._running.values() if s.task.id == note.get("task_id")]
         else:
             return
         for slot in slots:
@@ -257,7 +266,7 @@ class WorkerPool:
             await asyncio.sleep(self.sweep_s)
             try:
                 moved = await self.queue.requeue_expired()
-            except _DB_TROUBLE as exc:
+            except Exception as exc:
                 log.warning("cannot sweep expired leases", error=repr(exc))
                 continue
             for task in moved:
