@@ -15,8 +15,7 @@ from lugh.config import Settings
 from lugh.db.database import connect, create_pool, database
 from lugh.db.migrations import migrate
 from lugh.logs import get_logger
-from lugh.projects import AgentService, ProjectService
-from lugh.services import Services
+from lugh.services import Services, build_services
 
 log = get_logger("lugh.app")
 
@@ -144,20 +143,15 @@ async def open_services(settings: Settings, *, apply_migrations: bool = True) ->
                 log.info("migrations applied", migrations=[m.filename for m in applied])
         pool = await create_pool(dsn, max_size=max(10, settings.max_agents + 6))
         try:
-            yield Services(
-                settings=settings,
-                pool=pool,
-                data_dir=data_dir,
-                projects=ProjectService(pool, data_dir),
-                agents=AgentService(pool),
-            )
+            hidden = [Path(p) for p in (".env",) if Path(p).is_file()]
+            yield build_services(settings, pool, dsn, hidden=hidden)
         finally:
             await pool.close()
 
 
 def build_components(services: Services) -> list[Component]:
     """The components `lugh run` hosts, in start order (transports last, so work is ready)."""
-    return []
+    return [services.listener]
 
 
 async def run(settings: Settings, stop: asyncio.Event | None = None) -> None:

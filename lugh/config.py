@@ -62,6 +62,7 @@ class Settings(BaseSettings):
     bus: Literal["postgres", "redis"] = Field("postgres", alias="LUGH_BUS")
     redis_url: SecretStr | None = Field(None, alias="REDIS_URL")
     max_agents: int = Field(4, alias="LUGH_MAX_AGENTS", ge=1, le=64)
+    sandbox: Literal["bubblewrap", "none"] = Field("bubblewrap", alias="LUGH_SANDBOX")
 
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", alias="LUGH_LOG_LEVEL")
     log_format: Literal["auto", "console", "json"] = Field("auto", alias="LUGH_LOG_FORMAT")

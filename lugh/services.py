@@ -4,11 +4,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import parse_qsl, urlsplit
 
 import asyncpg
 
+from lugh.agents.review import ReviewService
+from lugh.agents.sandbox import Sandbox, make_sandbox
+from lugh.agents.worktrees import WorktreeManager
+from lugh.commands.session import SessionStore
 from lugh.config import Settings
+from lugh.knowledge.embedders import make_embedder
+from lugh.knowledge.service import KnowledgeService
 from lugh.projects import AgentService, ProjectService
+from lugh.tasks import Events, Listener, TaskQueue
 
 
 @dataclass
@@ -17,6 +25,63 @@ class Services:
 
     settings: Settings
     pool: asyncpg.Pool
+    dsn: str
     data_dir: Path
+    listener: Listener
     projects: ProjectService
     agents: AgentService
+    tasks: TaskQueue
+    events: Events
+    sessions: SessionStore
+    worktrees: WorktreeManager
+    review: ReviewService
+    knowledge: KnowledgeService
+    sandbox: Sandbox
+
+
+def build_services(
+    settings: Settings, pool: asyncpg.Pool, dsn: str, *, hidden: list[Path] | None = None
+) -> Services:
+    """Every service over one pool; nothing here starts work (components do)."""
+    data_dir = settings.resolved_data_dir
+    listener = Listener(dsn)
+    projects = ProjectService(pool, data_dir)
+    tasks = TaskQueue(pool)
+    worktrees = WorktreeManager(data_dir, pool)
+    embedder = make_embedder(
+        settings.embedder,
+        openai_api_key=_secret(settings.openai_api_key),
+        openai_base_url=settings.openai_base_url,
+    )
+    # The agents' commands must not see Lugh's own state: the data dir holds the embedded
+    # database's socket, the clones' credentials and the MCP token.
+    sandbox = make_sandbox(
+        settings.sandbox, hidden=[data_dir, *_socket_dirs(dsn), *(hidden or [])]
+    )
+    return Services(
+        settings=settings,
+        pool=pool,
+        dsn=dsn,
+        data_dir=data_dir,
+        listener=listener,
+        projects=projects,
+        agents=AgentService(pool),
+        tasks=tasks,
+        events=Events(pool, listener),
+        sessions=SessionStore(pool),
+        worktrees=worktrees,
+        review=ReviewService(pool, projects, worktrees, tasks),
+        knowledge=KnowledgeService(pool, embedder),
+        sandbox=sandbox,
+    )
+
+
+def _socket_dirs(dsn: str) -> list[Path]:
+    """The Unix-socket directory of a `?host=/path` DSN (the embedded server's may lie outside
+    the data dir when that path is too long for a socket)."""
+    query = urlsplit(dsn).query
+    return [Path(v) for k, v in parse_qsl(query) if k == "host" and v.startswith("/")]
+
+
+def _secret(value: object) -> str | None:
+    return value.get_secret_value() if value is not None else None  # type: ignore[attr-defined]

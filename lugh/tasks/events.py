@@ -92,10 +92,15 @@ class Events:
         rows = await self.pool.fetch(Q.read_since, event_id, task_id, limit)
         return [TaskEvent.from_row(r) for r in rows]
 
+    async def latest(self, task_id: int, limit: int = 20) -> list[TaskEvent]:
+        """The newest `limit` events of a task, oldest first (`/status`, `/why`)."""
+        rows = await self.pool.fetch(Q.latest_of_task, task_id, limit)
+        return [TaskEvent.from_row(r) for r in rows]
+
     def subscribe(
         self, after_id: int | None = None, *, task_id: int | None = None
     ) -> Subscription:
-        """Follow events as they come: `async with events.subscribe(after_id) as s: async for e in s`.
+        """Follow events as they come: `async with bus.subscribe(n) as feed: async for e in feed`.
 
         With `after_id`, first replays every event after it; without, starts from now.
         """

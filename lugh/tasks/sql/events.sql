@@ -52,3 +52,10 @@ LEFT JOIN LATERAL (
       AND ($2::bigint IS NULL OR task_id = $2)
 ) AS e ON true
 ORDER BY e.id;
+
+-- name: latest_of_task
+-- The newest $2 events of task $1, returned oldest first.
+SELECT * FROM (
+    SELECT id, task_id, kind, data, created_at FROM task_events
+    WHERE task_id = $1 ORDER BY id DESC LIMIT $2
+) newest ORDER BY id;

@@ -1,0 +1,63 @@
+"""`/diff`, `/approve`, `/reject`: reviewing what an agent did, and merging it."""
+
+from __future__ import annotations
+
+from lugh.agents.review import Diff
+from lugh.commands.registry import Context, command
+from lugh.commands.reply import Attachment, Button, Code, Reply
+from lugh.commands.tasks import task_id_of
+
+PREVIEW_LINES = 40
+
+
+def diff_reply(task_id: int, diff: Diff, *, full: bool = False) -> Reply:
+    """`+A −D`, the files changed and the first lines of the diff; the whole diff as a file
+    when it is longer than the preview (or `full` is asked)."""
+    files = "\n".join(
+        f"{f.status[0].upper()} {f.path} (+{f.added} −{f.deleted}{', binary' if f.binary else ''})"
+        for f in diff.files[:20]
+    )
+    more = f"\n… and {len(diff.files) - 20} more files" if len(diff.files) > 20 else ""
+    lines = diff.text.splitlines()
+    reply = Reply(f"#{task_id}: {diff.summary}\n{files}{more}", task_id=task_id)
+    if lines:
+        preview = "\n".join(lines[:PREVIEW_LINES])
+        reply.code.append(Code(preview, "diff"))
+        if full or len(lines) > PREVIEW_LINES or diff.truncated:
+            reply.attachments.append(
+                Attachment(f"task-{task_id}.diff", diff.text.encode(), "text/x-diff")
+            )
+    return reply
+
+
+@command("diff", "/diff <id>", "what a task changed")
+async def diff(ctx: Context, argument: str) -> Reply:
+    task_id = task_id_of(argument)
+    return diff_reply(task_id, await ctx.services.review.diff(task_id), full=True)
+
+
+@command("approve", "/approve <id>", "merge a task's work into the default branch",
+         changes_state=True)
+async def approve(ctx: Context, argument: str) -> Reply:
+    task_id = task_id_of(argument)
+    outcome = await ctx.services.review.approve(task_id, ctx_method(ctx))
+    if not outcome.merged:
+        return Reply(
+            f"#{task_id} could not be merged: {outcome.message}",
+            buttons=[[Button("Retry", "retry", str(task_id)), Button("Diff", "diff", str(task_id))]],
+            task_id=task_id,
+            ok=False,
+        )
+    return Reply(f"Merged #{task_id}: {outcome.message}", task_id=task_id)
+
+
+@command("reject", "/reject <id>", "discard a task's work", changes_state=True)
+async def reject(ctx: Context, argument: str) -> Reply:
+    task = await ctx.services.review.reject(task_id_of(argument), ctx_method(ctx))
+    return Reply(f"Rejected #{task.id} {task.title}; its branch and worktree are gone.",
+                 task_id=task.id)
+
+
+def ctx_method(ctx: Context) -> str:
+    """How the owner answered, as recorded on the approval."""
+    return "mcp" if ctx.source == "mcp" else "voice" if ctx.source == "voice" else "command"
