@@ -94,13 +94,13 @@ class Task:
     agent_id: int | None = None
     parent_id: int | None = None
     priority: int = 0
-    source: str = "cli"
+    source: TaskSource = "cli"
     dedupe_key: str | None = None
     attempts: int = 0
     max_attempts: int = 3
     run_after: datetime | None = None
     lease_owner: str | None = None
-    lease_token: int = 0  # the fencing token: a claim increments it, every write by a worker names it
+    lease_token: int = 0  # fencing token: each claim increments it, a worker's writes must name it
     lease_expires_at: datetime | None = None
     branch: str | None = None
     worktree: str | None = None

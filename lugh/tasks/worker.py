@@ -1,4 +1,4 @@
-"""The worker pool: claims tasks into N slots, runs them under a heartbeated lease, finishes them."""
+"""The worker pool: claims tasks into N slots, runs them under a heartbeated lease, ends them."""
 
 from __future__ import annotations
 
@@ -180,7 +180,9 @@ class WorkerPool:
         slot = Slot(task, TaskContext(task, self.queue, self.events, self.lease_s))
         self._running[task.id, task.lease_token] = slot
         log.info("task started", task=task.id, attempt=task.attempts, worker=self.worker_id)
-        slot.work = asyncio.create_task(self.executor.execute(task, slot.ctx))
+        slot.work = asyncio.create_task(
+            self.executor.execute(task, slot.ctx), name=f"execute:{task.id}"
+        )
         beat = asyncio.create_task(self._heartbeat(slot))
         try:
             await self._finish(slot)

@@ -58,7 +58,7 @@ async def main() -> None:
     parser.add_argument("--heartbeat", type=float, default=None)
     parser.add_argument("--deaf", action="store_true", help="no LISTEN: learn nothing by NOTIFY")
     parser.add_argument("--work", type=float, default=0.002)
-    parser.add_argument("--announce", action="store_true", help="publish 'working', then work --work s")
+    parser.add_argument("--announce", action="store_true", help="say 'working', work --work s")
     args = parser.parse_args()
     configure_logging("warning", "json")
 

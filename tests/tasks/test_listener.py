@@ -41,7 +41,8 @@ async def test_one_connection_delivers_every_channel_to_its_subscribers(
     await tasks.wait_for("7")
     await events.wait_for("e")
     listening = await pool.fetchval(
-        "SELECT count(*) FROM pg_stat_activity WHERE query ILIKE 'LISTEN%' AND datname = current_database()"
+        "SELECT count(*) FROM pg_stat_activity"
+        " WHERE query ILIKE 'LISTEN%' AND datname = current_database()"
     )
     assert listening == 1
 

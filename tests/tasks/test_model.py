@@ -23,4 +23,4 @@ def test_a_finished_task_can_only_be_retried_and_done_is_final():
 def test_the_owners_moves_are_legal_transitions():
     for allowed, to in ((CANCELLABLE, S.CANCELLED), (RETRYABLE, S.QUEUED), (REVIEWABLE, S.DONE)):
         assert all(can_move(status, to) for status in allowed)
-    assert S.RUNNING not in RETRYABLE  # a running task is requeued only by its worker or the sweeper
+    assert S.RUNNING not in RETRYABLE  # only its worker or the sweeper requeues a running task

@@ -28,7 +28,7 @@ async def test_every_transition_is_recorded_as_an_event(queue: TaskQueue, pool, 
     await queue.complete(task.id, claimed.lease_token, "awaiting_review")
     await queue.approve(task.id)
 
-    kinds = await pool.fetch("SELECT kind, data FROM task_events WHERE task_id = $1 ORDER BY id", task.id)
+    kinds = await pool.fetch("SELECT kind FROM task_events WHERE task_id = $1 ORDER BY id", task.id)
     assert [k["kind"] for k in kinds] == ["queued", "running", "awaiting_review", "done"]
 
 
@@ -194,7 +194,7 @@ async def test_cancelling_a_task_stops_its_lease_and_makes_it_unclaimable(
     assert cancelled.status is TaskStatus.CANCELLED
     assert not await queue.heartbeat(task.id, claimed.lease_token, LEASE_S)
     assert not await queue.complete(task.id, claimed.lease_token, "done")
-    with pytest.raises(IllegalTransition, match=r"Task #\d+ is cancelled, so it cannot be cancelled\."):
+    with pytest.raises(IllegalTransition, match=r"#\d+ is cancelled, so it cannot be cancelled\."):
         await queue.cancel(task.id)
 
 

@@ -91,11 +91,10 @@ class QueueMachine(RuleBasedStateMachine):
     def enqueue(self, priority, max_attempts, key, dep_picks):
         ids = self.world.ids()
         deps = frozenset(ids[n % len(ids)] for n in dep_picks) if ids else frozenset()
-        task = self.run(
-            self.queue.enqueue(
-                1, "t", priority=priority, max_attempts=max_attempts, dedupe_key=key, depends_on=deps
-            )
+        enqueued = self.queue.enqueue(
+            1, "t", priority=priority, max_attempts=max_attempts, dedupe_key=key, depends_on=deps
         )
+        task = self.run(enqueued)
         if key in self.world.keys:
             assert task.id == self.world.keys[key]
             return
@@ -193,7 +192,9 @@ class QueueMachine(RuleBasedStateMachine):
                 " FROM tasks t ORDER BY t.id"
             )
         )
-        actual = {r["id"]: (r["status"], r["attempts"], r["lease_token"], r["events"]) for r in rows}
+        actual = {
+            r["id"]: (r["status"], r["attempts"], r["lease_token"], r["events"]) for r in rows
+        }
         expected = {
             i: (m.status.value, m.attempts, m.token, m.events) for i, m in self.world.tasks.items()
         }

@@ -72,7 +72,8 @@ async def test_an_always_failing_task_is_tried_exactly_max_attempts_then_failed_
     assert failed.attempts == 3
     assert failed.error == "RuntimeError: the build is always broken"
     history = await events.read_since(0, task_id=task.id)
-    assert [e.kind for e in history] == ["queued"] + ["running", "queued"] * 2 + ["running", "failed"]
+    kinds = [e.kind for e in history]
+    assert kinds == ["queued"] + ["running", "queued"] * 2 + ["running", "failed"]
     assert [e.data.get("retry_in_s") for e in history if e.kind == "queued"] == [None, 0.01, 0.02]
 
 
