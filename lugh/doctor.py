@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from pydantic import SecretStr
 
+from lugh.agents.sandbox import make_sandbox
 from lugh.app import StartupError, ensure_data_dir, unconfigured
 from lugh.config import Settings
 from lugh.db.database import DatabaseError, connect, database, describe, server_info
@@ -76,6 +77,8 @@ async def run_checks(settings: Settings) -> list[Check]:
             Check("pgvector", "warn", f"{info.pgvector_available} available, created by migrations")
         )
     checks.append(_migrations_check(states))
+    sandbox = await make_sandbox(settings.sandbox, hidden=[settings.resolved_data_dir]).check()
+    checks.append(Check("sandbox", sandbox.level, sandbox.detail))
     for line in unconfigured(settings):
         name, _, effect = line.partition(": ")
         checks.append(Check(name.split(" ")[0], "warn", effect))

@@ -121,6 +121,7 @@ def test_doctor_reports_a_migrated_installation_healthy_with_secrets_masked(tmp_
     assert "database: PostgreSQL 18" in result.stdout
     assert "pgvector: version 0.8" in result.stdout
     assert "migrations: all" in result.stdout
+    assert "sandbox: " in result.stdout
     assert "Lugh is healthy." in result.stdout
     assert token not in result.stdout + result.stderr
     assert "ANTHROPIC_API_KEY: agents cannot run" in result.stdout
