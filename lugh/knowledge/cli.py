@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -17,10 +17,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from lugh.errors import UserError
 from lugh.knowledge.embedders import EmbedderError, make_embedder
-from lugh.knowledge.service import KnowledgeService
-from lugh.knowledge.silos import DEFAULT_SILO
 from lugh.knowledge.results import IngestResult
 from lugh.knowledge.results import Progress as IngestProgress
+from lugh.knowledge.silos import DEFAULT_SILO
+
+if TYPE_CHECKING:  # the service pulls in pypdf and tree-sitter: loaded when a command runs
+    from lugh.knowledge.service import KnowledgeService
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
@@ -113,6 +115,7 @@ def _with_knowledge(work: Callable[[KnowledgeService], Awaitable[T]]) -> T:
     from lugh.app import StartupError, open_services
     from lugh.db.database import DatabaseError
     from lugh.db.migrations import MigrationError
+    from lugh.knowledge.service import KnowledgeService
 
     settings = lugh_cli._settings()
 

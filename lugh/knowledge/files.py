@@ -42,15 +42,7 @@ async def files_in(root: Path) -> list[FoundFile]:
         names = {name for name in result.stdout.split("\0") if name}
     else:
         names = await asyncio.to_thread(_walk, root)
-    # Deleted files git still tracks are gone, not unreadable.
-    return sorted(
-        (
-            FoundFile(root / name, name)
-            for name in names
-            if not excluded(name) and os.path.lexists(root / name)
-        ),
-        key=lambda f: f.relative,
-    )
+    return await asyncio.to_thread(_found, root, names)
 
 
 def excluded(relative: str) -> bool:
@@ -86,6 +78,18 @@ def read_file(path: Path, root: Path | None, limit: int) -> bytes:
     if len(data) > limit:
         raise Unreadable(f"is over the {human_size(limit)} Lugh reads from one file")
     return data
+
+
+def _found(root: Path, names: set[str]) -> list[FoundFile]:
+    # Deleted files git still tracks are gone, not unreadable.
+    return sorted(
+        (
+            FoundFile(root / name, name)
+            for name in names
+            if not excluded(name) and os.path.lexists(root / name)
+        ),
+        key=lambda f: f.relative,
+    )
 
 
 def _walk(root: Path) -> set[str]:

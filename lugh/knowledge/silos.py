@@ -12,7 +12,6 @@ import numpy as np
 
 from lugh.db import queries
 from lugh.errors import NotFound, UserError
-from lugh.knowledge.chunking.base import context_for, embedding_text
 from lugh.knowledge.embedders import Embedder
 from lugh.logs import get_logger
 
@@ -116,6 +115,9 @@ class SiloService:
     ) -> Silo:
         """Re-compute every vector of the silo with the configured embedder, in one transaction:
         until it commits, searches keep using the old vectors."""
+        # Imported here: chunking loads pypdf and tree-sitter, which finding a silo never needs.
+        from lugh.knowledge.chunking.base import context_for, embedding_text
+
         silo = await self.find(project, name)
         if silo is None:
             return await self.get(project, name)

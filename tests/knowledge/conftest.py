@@ -65,9 +65,11 @@ async def project(pool, tmp_path) -> str:
 
 
 def write_pdf(
-    pages: list[str], *, title: str | None = None, password: str | None = None
+    pages: list[str], *, title: str | None = None, password: str | None = None,
+    owner_password: str | None = None,
 ) -> bytes:
-    """A PDF whose pages hold these texts in Helvetica, one line per 90 characters."""
+    """A PDF whose pages hold these texts in Helvetica, one line per 90 characters; encrypted
+    (AES-256) when given a password to open it or only one to change it."""
     writer = PdfWriter()
     font = writer._add_object(DictionaryObject({
         NameObject("/Type"): NameObject("/Font"),
@@ -80,8 +82,11 @@ def write_pdf(
         add_page(writer, font, f"BT /F1 10 Tf 12 TL 72 740 Td {shown} ET".encode("latin-1"))
     if title:
         writer.add_metadata({"/Title": title})
-    if password:
-        writer.encrypt(user_password=password, owner_password=password, algorithm="AES-256")
+    if password or owner_password:
+        writer.encrypt(
+            user_password=password or "", owner_password=owner_password or password,
+            algorithm="AES-256",
+        )
     out = io.BytesIO()
     writer.write(out)
     return out.getvalue()

@@ -256,6 +256,14 @@ def test_pdf_chunks_keep_their_page_numbers(count, make_pdf):
     assert {c.location["page"] for c in document.chunks[1:]} == {3}, "the empty page has none"
 
 
+def test_a_pdf_locked_only_against_changes_is_read(count, make_pdf):
+    data = make_pdf(["Harbour dues for 1902."], owner_password="clerk")
+
+    document = parse_document("dues.pdf", data, count, SMALL)
+
+    assert "Harbour dues" in document.chunks[0].content
+
+
 @pytest.mark.parametrize(
     ("name", "kind", "language"),
     [
