@@ -10,8 +10,11 @@ STAMP := $(VENV)/.installed
 run: $(STAMP)
 	$(BIN)/lugh run
 
+# The tests' temporary files live in the checkout, so another pytest run on the same machine
+# (which prunes old /tmp/pytest-of-* directories) can never delete this run's database.
 test: $(STAMP) system-deps
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	mkdir -p .pytest-tmp
+	PYTEST_DEBUG_TEMPROOT=$(CURDIR)/.pytest-tmp $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 install: $(STAMP)
 
@@ -23,4 +26,4 @@ system-deps:
 	sh scripts/system-deps.sh
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .pytest_cache .pytest-tmp
