@@ -149,20 +149,36 @@ async def open_services(settings: Settings, *, apply_migrations: bool = True) ->
             await pool.close()
 
 
-def build_components(services: Services) -> list[Component]:
+def build_components(
+    services: Services, *, console: bool = False, stop: asyncio.Event | None = None
+) -> list[Component]:
     """The components `lugh run` hosts, in start order (transports last, so work is ready)."""
-    return [services.listener]
+    components: list[Component] = [services.listener]
+    if console:
+        from lugh.transport.console.chat import ConsoleChat
+
+        components.append(ConsoleChat(services, on_exit=stop.set if stop else None))
+    return components
 
 
-async def run(settings: Settings, stop: asyncio.Event | None = None) -> None:
-    """`lugh run`: bring everything up, serve until SIGINT/SIGTERM, shut down cleanly."""
+async def run(
+    settings: Settings, stop: asyncio.Event | None = None, *, console: bool = False,
+    chat_only: bool = False,
+) -> None:
+    """`lugh run`: bring everything up, serve until SIGINT/SIGTERM, shut down cleanly.
+
+    `console` attaches the terminal chat; `chat_only` (`lugh chat`) runs the chat and what it
+    needs, leaving the work to a `lugh run` elsewhere.
+    """
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     try:
         async with open_services(settings) as services:
-            components = build_components(services)
+            components = build_components(services, console=console, stop=stop)
+            if chat_only:
+                components = [c for c in components if c.name in ("listener", "console")]
             for line in unconfigured(settings):
                 log.warning("not configured", detail=line)
             log.info(

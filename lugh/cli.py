@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -70,8 +71,30 @@ def run() -> None:
     from lugh.db.migrations import MigrationError
 
     settings = _settings()
+    # Without Telegram, a person at a terminal gets the console chat; a service gets none.
+    console = settings.telegram_bot_token is None and sys.stdin.isatty()
     try:
-        asyncio.run(run_app(settings))
+        asyncio.run(run_app(settings, console=console))
+    except (StartupError, DatabaseError, MigrationError) as exc:
+        raise _fail(str(exc)) from None
+    except KeyboardInterrupt:
+        pass
+
+
+@app.command()
+def chat() -> None:
+    """Chat with Lugh in this terminal: the same commands as the Telegram bot.
+
+    Type /help for the commands, or just say what you want; /quit leaves.
+    """
+    from lugh.app import StartupError
+    from lugh.app import run as run_app
+    from lugh.db.database import DatabaseError
+    from lugh.db.migrations import MigrationError
+
+    settings = _settings()
+    try:
+        asyncio.run(run_app(settings, console=True, chat_only=True))
     except (StartupError, DatabaseError, MigrationError) as exc:
         raise _fail(str(exc)) from None
     except KeyboardInterrupt:

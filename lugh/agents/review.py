@@ -265,6 +265,11 @@ class ReviewService:
         except GitError:
             return Diff.from_json(stored, "(The diff text is gone with the task's commits.)\n")
 
+    async def pending_approval(self, task_id: int) -> int | None:
+        """The id of the task's review approval still waiting for an answer, if any."""
+        row = await self.pool.fetchrow(Q.latest_review, task_id)
+        return row["id"] if row is not None and row["status"] == "pending" else None
+
     async def retry(
         self, task_id: int, feedback: str, *, method: str = "command", fresh: bool | None = None
     ) -> Task:

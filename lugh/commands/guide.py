@@ -14,7 +14,8 @@ GREETING = (
 
 @command("help", "/help", "list the commands")
 async def help_(ctx: Context, argument: str) -> Reply:
-    lines = [f"{c.usage} — {c.summary}" for c in sorted(COMMANDS.values(), key=lambda c: c.name)]
+    listed = sorted((c for c in COMMANDS.values() if c.listed), key=lambda c: c.name)
+    lines = [f"{c.usage} — {c.summary}" for c in listed]
     return Reply("Commands:\n" + "\n".join(lines))
 
 

@@ -34,18 +34,19 @@ class Command:
     summary: str
     changes_state: bool
     handler: Handler
+    listed: bool = True  # shown by /help (buttons' own actions are not)
 
 
 COMMANDS: dict[str, Command] = {}
 
 
 def command(
-    name: str, usage: str, summary: str, *, changes_state: bool = False
+    name: str, usage: str, summary: str, *, changes_state: bool = False, listed: bool = True
 ) -> Callable[[Handler], Handler]:
     """Register a handler under `name` (the command without its slash)."""
 
     def register(handler: Handler) -> Handler:
-        COMMANDS[name] = Command(name, usage, summary, changes_state, handler)
+        COMMANDS[name] = Command(name, usage, summary, changes_state, handler, listed)
         return handler
 
     return register
