@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import os
 import signal
+from datetime import timedelta
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +21,7 @@ from lugh.services import Services, build_services
 log = get_logger("lugh.app")
 
 RESTART_BACKOFF_S = (1.0, 2.0, 5.0, 10.0, 30.0)
+FAILED_WORKTREE_KEEP = timedelta(hours=24)
 
 
 class Component(Protocol):
@@ -154,6 +156,9 @@ def build_components(
 ) -> list[Component]:
     """The components `lugh run` hosts, in start order (transports last, so work is ready)."""
     components: list[Component] = [services.listener]
+    workers = build_workers(services)
+    if workers is not None:
+        components.append(workers)
     if console:
         from lugh.transport.console.chat import ConsoleChat
 
@@ -161,14 +166,61 @@ def build_components(
     return components
 
 
+def build_workers(services: Services) -> Component | None:
+    """The agent pool (LUGH_MAX_AGENTS slots); None without a model to run agents with."""
+    settings = services.settings
+    if settings.anthropic_api_key is None:
+        return None
+    from lugh.agents.executor import AgentExecutor
+    from lugh.llm import AnthropicChat
+    from lugh.tasks import WorkerPool
+
+    model = AnthropicChat(
+        api_key=settings.anthropic_api_key.get_secret_value(),
+        base_url=settings.anthropic_base_url,
+    )
+    executor = AgentExecutor(
+        services.pool,
+        projects=services.projects,
+        agents=services.agents,
+        worktrees=services.worktrees,
+        review=services.review,
+        model=model,
+        sandbox=services.sandbox,
+        default_model=settings.model,
+        knowledge=services.knowledge,
+    )
+    return WorkerPool(
+        services.tasks,
+        executor,
+        listener=services.listener,
+        events=services.events,
+        slots=settings.max_agents,
+    )
+
+
+async def prune_worktrees(services: Services) -> None:
+    """Reconcile task worktrees with the database after a crash (orphans removed, failed kept
+    a while)."""
+    report = await services.worktrees.prune(
+        await services.projects.list(), keep_failed_for=FAILED_WORKTREE_KEEP
+    )
+    log.info("worktrees reconciled", report=str(report))
+
+
 async def run(
-    settings: Settings, stop: asyncio.Event | None = None, *, console: bool = False,
+    settings: Settings,
+    stop: asyncio.Event | None = None,
+    *,
+    console: bool = False,
     chat_only: bool = False,
+    workers_only: bool = False,
 ) -> None:
     """`lugh run`: bring everything up, serve until SIGINT/SIGTERM, shut down cleanly.
 
     `console` attaches the terminal chat; `chat_only` (`lugh chat`) runs the chat and what it
-    needs, leaving the work to a `lugh run` elsewhere.
+    needs, leaving the work to a `lugh run` elsewhere; `workers_only` (`lugh worker`) runs
+    the agent pool and what it needs, for more capacity against the same database.
     """
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -179,6 +231,10 @@ async def run(
             components = build_components(services, console=console, stop=stop)
             if chat_only:
                 components = [c for c in components if c.name in ("listener", "console")]
+            if workers_only:
+                components = [c for c in components if c.name in ("listener", "workers")]
+            if not chat_only:
+                await prune_worktrees(services)
             for line in unconfigured(settings):
                 log.warning("not configured", detail=line)
             log.info(

@@ -102,6 +102,26 @@ def chat() -> None:
 
 
 @app.command()
+def worker() -> None:
+    """Run only the agent pool (LUGH_MAX_AGENTS slots), e.g. on another machine against the
+    same DATABASE_URL, for more agents at once."""
+    from lugh.app import StartupError
+    from lugh.app import run as run_app
+    from lugh.db.database import DatabaseError
+    from lugh.db.migrations import MigrationError
+
+    settings = _settings()
+    if settings.anthropic_api_key is None:
+        raise _fail("ANTHROPIC_API_KEY is empty, so agents cannot run; set it and start again.")
+    try:
+        asyncio.run(run_app(settings, workers_only=True))
+    except (StartupError, DatabaseError, MigrationError) as exc:
+        raise _fail(str(exc)) from None
+    except KeyboardInterrupt:
+        pass
+
+
+@app.command()
 def migrate() -> None:
     """Apply pending database migrations (`lugh run` does this at start too)."""
     from lugh.app import StartupError, open_services
