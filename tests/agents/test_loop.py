@@ -120,12 +120,15 @@ class Stack:
     async def enqueue(self, title: str, body: str = "", **options: Any) -> Task:
         return await self.queue.enqueue(self.project.id, title, body, options=options or None)
 
-    async def wait_status(self, task_id: int, *wanted: str, timeout: float = WAIT_S) -> Task:
-        """The task once an event moved it to one of `wanted` (any settled state if none)."""
+    async def wait_status(
+        self, task_id: int, *wanted: str, after: int = 0, timeout: float = WAIT_S
+    ) -> Task:
+        """The task once an event after event `after` moved it to one of `wanted` (any
+        settled state if none)."""
         wanted = wanted or SETTLED
 
         async def follow() -> None:
-            async with self.events.subscribe(after_id=0, task_id=task_id) as feed:
+            async with self.events.subscribe(after_id=after, task_id=task_id) as feed:
                 async for event in feed:
                     if event.kind in wanted:
                         return
@@ -143,6 +146,9 @@ class Stack:
             settled = await self.wait_status(task.id)
             await asyncio.wait_for(executor.ended_event(task.id).wait(), WAIT_S)
         return settled
+
+    async def last_event_id(self) -> int:
+        return await self.pool.fetchval("SELECT coalesce(max(id), 0) FROM task_events")
 
     async def history(self, task_id: int, kind: str | None = None) -> list[TaskEvent]:
         events = await self.events.read_since(0, task_id=task_id)
