@@ -61,7 +61,7 @@ def _options(
 
 @app.command()
 def run() -> None:
-    """Run Lugh: database, migrations, workers, Telegram or console chat, MCP server.
+    """Run Lugh: database, migrations, the agent pool, and the console chat on a terminal.
 
     Serves until Ctrl-C (or SIGTERM), then stops cleanly.
     """
@@ -103,8 +103,10 @@ def chat() -> None:
 
 @app.command()
 def worker() -> None:
-    """Run only the agent pool (LUGH_MAX_AGENTS slots), e.g. on another machine against the
-    same DATABASE_URL, for more agents at once."""
+    """Run only the agent pool, e.g. on another machine against the same DATABASE_URL.
+
+    Each process runs LUGH_MAX_AGENTS agents at once; more processes, more agents.
+    """
     from lugh.app import StartupError
     from lugh.app import run as run_app
     from lugh.db.database import DatabaseError
@@ -169,6 +171,16 @@ def doctor(
         raise typer.Exit(1)
     if not check:
         out.print("[green]Lugh is healthy.[/green]")
+
+
+def _register_knowledge_commands() -> None:
+    from lugh.knowledge.cli import ask, ingest
+
+    app.command()(ingest)
+    app.command()(ask)
+
+
+_register_knowledge_commands()
 
 
 def main() -> None:
