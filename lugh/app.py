@@ -146,7 +146,11 @@ async def open_services(settings: Settings, *, apply_migrations: bool = True) ->
         pool = await create_pool(dsn, max_size=max(10, settings.max_agents + 6))
         try:
             hidden = [Path(p) for p in (".env",) if Path(p).is_file()]
-            yield build_services(settings, pool, dsn, hidden=hidden)
+            services = build_services(settings, pool, dsn, hidden=hidden)
+            try:
+                yield services
+            finally:
+                await services.aclose()
         finally:
             await pool.close()
 
@@ -169,23 +173,18 @@ def build_components(
 def build_workers(services: Services) -> Component | None:
     """The agent pool (LUGH_MAX_AGENTS slots); None without a model to run agents with."""
     settings = services.settings
-    if settings.anthropic_api_key is None:
+    if services.model is None:
         return None
     from lugh.agents.executor import AgentExecutor
-    from lugh.llm import AnthropicChat
     from lugh.tasks import WorkerPool
 
-    model = AnthropicChat(
-        api_key=settings.anthropic_api_key.get_secret_value(),
-        base_url=settings.anthropic_base_url,
-    )
     executor = AgentExecutor(
         services.pool,
         projects=services.projects,
         agents=services.agents,
         worktrees=services.worktrees,
         review=services.review,
-        model=model,
+        model=services.model,
         sandbox=services.sandbox,
         default_model=settings.model,
         knowledge=services.knowledge,

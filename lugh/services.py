@@ -15,6 +15,7 @@ from lugh.commands.session import SessionStore
 from lugh.config import Settings
 from lugh.knowledge.embedders import make_embedder
 from lugh.knowledge.service import KnowledgeService
+from lugh.llm import AnthropicChat, ChatModel
 from lugh.projects import AgentService, ProjectService
 from lugh.tasks import Events, Listener, TaskQueue
 
@@ -37,6 +38,14 @@ class Services:
     review: ReviewService
     knowledge: KnowledgeService
     sandbox: Sandbox
+    model: ChatModel | None  # None without ANTHROPIC_API_KEY: agents cannot run
+
+    async def aclose(self) -> None:
+        """Close the HTTP clients the services hold."""
+        for client in (self.model, self.knowledge.embedder):
+            close = getattr(client, "aclose", None)
+            if close is not None:
+                await close()
 
 
 def build_services(
@@ -73,6 +82,16 @@ def build_services(
         review=ReviewService(pool, projects, worktrees, tasks),
         knowledge=KnowledgeService(pool, embedder),
         sandbox=sandbox,
+        model=_model(settings),
+    )
+
+
+def _model(settings: Settings) -> ChatModel | None:
+    if settings.anthropic_api_key is None:
+        return None
+    return AnthropicChat(
+        api_key=settings.anthropic_api_key.get_secret_value(),
+        base_url=settings.anthropic_base_url,
     )
 
 
