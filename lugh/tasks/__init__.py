@@ -1,5 +1,6 @@
 """Tasks and their dispatch: the model, the Postgres queue, the events bus, the worker pool."""
 
+from lugh.tasks.bus import Bus, BusUnavailable, PostgresBus, make_bus
 from lugh.tasks.events import EVENTS_CHANNEL, Events, Subscription, TaskEvent
 from lugh.tasks.executor import ExecutionResult, Executor, TaskContext, TaskFailed
 from lugh.tasks.listener import Listener
@@ -23,11 +24,14 @@ __all__ = [
     "TASKS_CHANNEL",
     "TRANSITIONS",
     "Backoff",
+    "Bus",
+    "BusUnavailable",
     "Events",
     "ExecutionResult",
     "Executor",
     "IllegalTransition",
     "Listener",
+    "PostgresBus",
     "Subscription",
     "Task",
     "TaskContext",
@@ -40,4 +44,5 @@ __all__ = [
     "TaskStatus",
     "WorkerPool",
     "can_move",
+    "make_bus",
 ]

@@ -9,11 +9,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
-from typing import Any
+from typing import Any, cast
 
 import asyncpg
 
 from lugh.db import queries
+from lugh.tasks.bus import Bus, needs_relay, relay
 from lugh.tasks.listener import Listener
 from lugh.tasks.waiting import wait_event
 
@@ -54,14 +55,19 @@ def parse_notification(payload: str | None) -> dict[str, Any] | None:
 
 
 class Events:
-    """Publish task events and follow them, with a replay that misses nothing after a reconnect."""
+    """Publish task events and follow them, with a replay that misses nothing after a reconnect.
+
+    `listener` is the process's bus (a Listener, or any Bus): followers are woken through it.
+    """
 
     def __init__(
-        self, pool: asyncpg.Pool, listener: Listener | None = None, *, poll_s: float = 5.0
+        self, pool: asyncpg.Pool, listener: Bus | Listener | None = None, *, poll_s: float = 5.0
     ) -> None:
         self.pool = pool
         self.listener = listener
         self.poll_s = poll_s
+        # A bus that does not hear NOTIFY is told of each committed event by hand.
+        self._relay_to = cast(Bus, listener) if needs_relay(listener) else None
 
     async def publish(
         self,
@@ -71,9 +77,12 @@ class Events:
         *,
         conn: asyncpg.Connection | None = None,
     ) -> TaskEvent:
-        """Append an event and announce it on `lugh_events`, in `conn`'s transaction if given."""
+        """Append an event and announce it on `lugh_events`, in `conn`'s transaction if given
+        (there, a bus other than Postgres is not told: followers see it at their next poll)."""
         db = conn if conn is not None else self.pool
         row = await db.fetchrow(Q.publish, task_id, kind, json.dumps(dict(data or {})))
+        if conn is None:
+            await self._announce(row)
         return TaskEvent.from_row(row)
 
     async def publish_fenced(
@@ -83,6 +92,7 @@ class Events:
         row = await self.pool.fetchrow(
             Q.publish_fenced, task_id, kind, json.dumps(dict(data or {})), token
         )
+        await self._announce(row)
         return None if row is None else TaskEvent.from_row(row)
 
     async def read_since(
@@ -96,6 +106,10 @@ class Events:
         """The newest `limit` events of a task, oldest first (`/status`, `/why`)."""
         rows = await self.pool.fetch(Q.latest_of_task, task_id, limit)
         return [TaskEvent.from_row(r) for r in rows]
+
+    async def _announce(self, row: asyncpg.Record | None) -> None:
+        if self._relay_to is not None and row is not None:
+            await relay(self._relay_to, [row], channels={"event_note": EVENTS_CHANNEL})
 
     def subscribe(
         self, after_id: int | None = None, *, task_id: int | None = None

@@ -10,6 +10,8 @@ from typing import Any
 import asyncpg
 
 from lugh.db import queries
+from lugh.tasks.bus import Bus, needs_relay, relay
+from lugh.tasks.events import EVENTS_CHANNEL
 from lugh.tasks.model import (
     CANCELLABLE,
     RETRYABLE,
@@ -24,6 +26,8 @@ from lugh.tasks.model import (
 
 Q = queries.load(__file__, "queue")
 TASKS_CHANNEL = "lugh_tasks"
+# The columns in which each statement returns what it announced by NOTIFY, and their channels.
+NOTES = {"task_note": TASKS_CHANNEL, "event_note": EVENTS_CHANNEL}
 
 Connection = asyncpg.Connection | asyncpg.pool.PoolConnectionProxy
 COMPLETIONS = frozenset({TaskStatus.AWAITING_REVIEW, TaskStatus.DONE, TaskStatus.FAILED})
@@ -42,11 +46,19 @@ class Backoff:
 
 
 class TaskQueue:
-    """Tasks in Postgres: every move is one atomic statement that also records and announces it."""
+    """Tasks in Postgres: every move is one atomic statement that also records and announces it.
 
-    def __init__(self, pool: asyncpg.Pool, *, backoff: Backoff | None = None) -> None:
+    Announced by NOTIFY in the statement; with a `bus` that does not hear NOTIFY (Redis), also
+    published there once the statement has committed.
+    """
+
+    def __init__(
+        self, pool: asyncpg.Pool, *, backoff: Backoff | None = None, bus: Bus | None = None
+    ) -> None:
         self.pool = pool
         self.backoff = backoff or Backoff()
+        self.bus = bus
+        self._relay_to = bus if needs_relay(bus) else None
 
     async def enqueue(
         self,
@@ -68,6 +80,8 @@ class TaskQueue:
         """Queue a task and wake the workers, atomically; inside `conn`'s transaction if given.
 
         With a `dedupe_key` already used, nothing is queued and the existing task is returned.
+        Inside `conn`'s transaction a bus other than Postgres is not told (the commit is the
+        caller's): workers find the task at their next poll.
         """
         args = (
             project_id, title, body, agent_id, parent_id, priority, source, dedupe_key,
@@ -78,6 +92,8 @@ class TaskQueue:
             row = await db.fetchrow(Q.enqueue, *args)
         except asyncpg.ForeignKeyViolationError as exc:
             raise _missing_reference(exc, project_id, agent_id, parent_id) from None
+        if row is not None and conn is None:
+            await self._announce(row)
         if row is None:  # the dedupe key is taken
             row = await db.fetchrow(Q.by_dedupe_key, dedupe_key)
             if row is None:
@@ -91,6 +107,7 @@ class TaskQueue:
 
     async def claim_many(self, worker_id: str, lease_s: float, limit: int) -> list[Task]:
         rows = await self.pool.fetch(Q.claim, worker_id, lease_s, limit)
+        await self._announce(*rows)
         return [Task.from_row(r) for r in rows]
 
     async def next_due_in(self) -> float | None:
@@ -117,6 +134,7 @@ class TaskQueue:
             raise ValueError(f"a task cannot be completed as {status}")
         encoded = None if result is None else json.dumps(result)
         row = await self.pool.fetchrow(Q.complete, task_id, token, status.value, encoded, error)
+        await self._announce(row)
         return row is not None
 
     async def fail_attempt(
@@ -127,15 +145,19 @@ class TaskQueue:
         row = await self.pool.fetchrow(
             Q.fail_attempt, task_id, token, error, retry, *self.backoff.params()
         )
+        await self._announce(row)
         return None if row is None else Task.from_row(row)
 
     async def release(self, task_id: int, token: int) -> bool:
         """Give a running task back to the queue for another worker, attempt not counted."""
-        return await self.pool.fetchrow(Q.release, task_id, token) is not None
+        row = await self.pool.fetchrow(Q.release, task_id, token)
+        await self._announce(row)
+        return row is not None
 
     async def requeue_expired(self) -> list[Task]:
         """Requeue (with backoff) or fail the tasks whose worker stopped renewing its lease."""
         rows = await self.pool.fetch(Q.requeue_expired, *self.backoff.params())
+        await self._announce(*rows)
         return [Task.from_row(r) for r in rows]
 
     async def cancel(self, task_id: int, *, reason: str | None = None) -> Task:
@@ -184,6 +206,10 @@ class TaskQueue:
         )
         return [Task.from_row(r) for r in rows]
 
+    async def _announce(self, *rows: asyncpg.Record | None) -> None:
+        if self._relay_to is not None:
+            await relay(self._relay_to, [r for r in rows if r is not None], channels=NOTES)
+
     async def _move(
         self,
         task_id: int,
@@ -199,6 +225,7 @@ class TaskQueue:
             Q.move, task_id, sorted(allowed), to.value, json.dumps(data), encoded
         )
         if row is not None:
+            await self._announce(row)
             return Task.from_row(row)
         current = await self.get(task_id)
         if current is None:

@@ -10,6 +10,7 @@ import socket
 from dataclasses import dataclass, field
 
 from lugh.logs import get_logger
+from lugh.tasks.bus import Bus
 from lugh.tasks.events import EVENTS_CHANNEL, Events, parse_notification
 from lugh.tasks.executor import ExecutionResult, Executor, TaskContext, TaskFailed
 from lugh.tasks.listener import Listener
@@ -35,7 +36,8 @@ class Slot:
 
 
 class WorkerPool:
-    """Runs queued tasks with `slots` at a time: woken by NOTIFY, polling every `poll_s` anyway.
+    """Runs queued tasks with `slots` at a time: woken through `listener` (the process's bus:
+    a Listener or any Bus), polling every `poll_s` anyway.
 
     `stop()` claims nothing more, gives running tasks `grace_s` to finish, then cancels them and
     releases them to the queue for another worker. Expired leases of any worker are swept here.
@@ -48,7 +50,7 @@ class WorkerPool:
         queue: TaskQueue,
         executor: Executor,
         *,
-        listener: Listener | None = None,
+        listener: Bus | Listener | None = None,
         events: Events | None = None,
         slots: int = 4,
         lease_s: float = 30.0,

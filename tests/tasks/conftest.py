@@ -1,11 +1,18 @@
-"""Fixtures for the task tests: a project to queue into, the queue, a running listener, and a
-small real executor whose side effect is a row written once per task."""
+"""Fixtures for the task tests: a project to queue into, the queue, a running listener, a real
+redis-server for the Redis bus, and a small real executor whose side effect is a row written once
+per task."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Iterable
+import itertools
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import AsyncIterator, Iterable, Iterator
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -21,6 +28,7 @@ from lugh.tasks import (
     TaskQueue,
     TaskStatus,
 )
+from lugh.tasks.redis_bus import RedisBus
 
 WAIT_S = 10.0  # the bound on every wait; a passing test takes a small fraction of it
 EFFECTS_TABLE = """
@@ -30,6 +38,89 @@ CREATE TABLE IF NOT EXISTS effects (
     writes   integer NOT NULL DEFAULT 1
 )
 """
+
+
+class RedisServer:
+    """A real redis-server on a free loopback port, in a directory of its own, keeping nothing
+    on disk; it can be killed and started again on the same port."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.port = _free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            pytest.fail("redis-server is not installed (Debian: apt-get install redis-server)")
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        log = (self.workdir / "redis.log").open("ab")
+        self.process = subprocess.Popen(
+            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.workdir),
+             "--save", "", "--appendonly", "no", "--protected-mode", "yes"],
+            stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        log.close()
+        deadline = time.monotonic() + WAIT_S
+        while not self._answers():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"redis-server did not start; see {self.workdir}/redis.log")
+            time.sleep(0.01)
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=WAIT_S)
+
+    def _answers(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=1) as sock:
+                sock.sendall(b"PING\r\n")
+                return sock.recv(16).startswith(b"+PONG")
+        except OSError:
+            return False
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+_prefixes = itertools.count(1)
+
+
+@pytest.fixture
+def redis_prefix() -> str:
+    """Stream keys of this test's own, so tests share the server and not their streams."""
+    return f"test{next(_prefixes)}:"
+
+
+@pytest.fixture
+async def redis_bus(redis_server: RedisServer, redis_prefix: str) -> AsyncIterator[RedisBus]:
+    bus = RedisBus(redis_server.url, prefix=redis_prefix, backoff=(0.05, 0.2))
+    async with running(bus):
+        await asyncio.wait_for(bus.connected.wait(), WAIT_S)
+        yield bus
 
 
 @pytest.fixture

@@ -5,11 +5,11 @@
 -- name: publish
 WITH event AS (
     INSERT INTO task_events (task_id, kind, data) VALUES ($1, $2, $3::jsonb)
-    RETURNING id, task_id, kind, data, created_at
+    RETURNING id, task_id, kind, data, created_at,
+              json_build_object('id', id, 'task_id', task_id, 'kind', kind)::text AS note
 )
-SELECT event.*,
-       pg_notify('lugh_events', json_build_object(
-           'id', event.id, 'task_id', event.task_id, 'kind', event.kind)::text)::text AS notified
+SELECT event.id, event.task_id, event.kind, event.data, event.created_at, event.note AS event_note,
+       pg_notify('lugh_events', event.note)::text AS notified
 FROM event;
 
 -- name: publish_fenced
@@ -18,11 +18,11 @@ WITH event AS (
     INSERT INTO task_events (task_id, kind, data)
     SELECT $1, $2, $3::jsonb
     WHERE EXISTS (SELECT 1 FROM tasks WHERE id = $1 AND lease_token = $4 AND status = 'running')
-    RETURNING id, task_id, kind, data, created_at
+    RETURNING id, task_id, kind, data, created_at,
+              json_build_object('id', id, 'task_id', task_id, 'kind', kind)::text AS note
 )
-SELECT event.*,
-       pg_notify('lugh_events', json_build_object(
-           'id', event.id, 'task_id', event.task_id, 'kind', event.kind)::text)::text AS notified
+SELECT event.id, event.task_id, event.kind, event.data, event.created_at, event.note AS event_note,
+       pg_notify('lugh_events', event.note)::text AS notified
 FROM event;
 
 -- name: read_since

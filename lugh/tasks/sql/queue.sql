@@ -1,6 +1,8 @@
 -- The task queue. Every transition is ONE statement: it moves the task, appends its task_events
 -- row and notifies `lugh_events` (payload {"id", "task_id", "kind"}), so it is atomic without an
 -- explicit transaction and costs one round trip. NOTIFY is sent only from here, never a trigger.
+-- Each statement also returns what it announced (`task_note` for `lugh_tasks`, `event_note` for
+-- `lugh_events`), for a bus that does not hear NOTIFY (Redis) to be told after the commit.
 
 -- name: enqueue
 -- $1 project, $2 title, $3 body, $4 agent, $5 parent, $6 priority, $7 source, $8 dedupe key,
@@ -19,13 +21,13 @@ WITH task AS (
 ), event AS (
     INSERT INTO task_events (task_id, kind, data)
     SELECT id, 'queued', jsonb_build_object('source', source, 'priority', priority) FROM task
-    RETURNING id, task_id, kind
+    RETURNING id, task_id, kind,
+              json_build_object('id', id, 'task_id', task_id, 'kind', kind)::text AS note
 )
 SELECT task.*,
        ARRAY(SELECT depends_on_id FROM deps ORDER BY 1) AS depends_on,
-       pg_notify('lugh_tasks', task.id::text)::text AS notified_task,
-       pg_notify('lugh_events', json_build_object(
-           'id', event.id, 'task_id', event.task_id, 'kind', event.kind)::text)::text AS notified
+       task.id::text AS task_note, pg_notify('lugh_tasks', task.id::text)::text AS notified_task,
+       event.note AS event_note, pg_notify('lugh_events', event.note)::text AS notified
 FROM task JOIN event ON event.task_id = task.id;
 
 -- name: by_dedupe_key
@@ -57,11 +59,11 @@ WITH next AS (
     SELECT id, 'running', jsonb_build_object('from', 'queued', 'attempt', attempts,
                                              'worker', lease_owner)
     FROM claimed
-    RETURNING id, task_id, kind
+    RETURNING id, task_id, kind,
+              json_build_object('id', id, 'task_id', task_id, 'kind', kind)::text AS note
 )
 SELECT claimed.*,
-       pg_notify('lugh_events', json_build_object(
-           'id', event.id, 'task_id', event.task_id, 'kind', event.kind)::text)::text AS notified
+       event.note AS event_note, pg_notify('lugh_events', event.note)::text AS notified
 FROM claimed JOIN event ON event.task_id = claimed.id
 ORDER BY claimed.priority DESC, claimed.id;
 
@@ -95,15 +97,18 @@ WITH finished AS (
     SELECT id, status, jsonb_strip_nulls(jsonb_build_object(
         'from', 'running', 'attempt', attempts, 'error', error))
     FROM finished
-    RETURNING id, task_id, kind
+    RETURNING id, task_id, kind,
+              json_build_object('id', id, 'task_id', task_id, 'kind', kind)::text AS note
 )
 SELECT finished.*,
-       pg_notify('lugh_events', json_build_object(
-           'id', event.id, 'task_id', event.task_id, 'kind', event.kind)::text)::text AS notified,
-       CASE WHEN finished.status = 'done' THEN (
-           SELECT pg_notify('lugh_tasks', d.task_id::text)::text
-           FROM task_dependencies d WHERE d.depends_on_id = finished.id LIMIT 1) END AS woke
-FROM finished JOIN event ON event.task_id = finished.id;
+       event.note AS event_note, pg_notify('lugh_events', event.note)::text AS notified,
+       woke.note AS task_note,
+       CASE WHEN woke.note IS NOT NULL THEN pg_notify('lugh_tasks', woke.note)::text END AS woke
+FROM finished JOIN event ON event.task_id = finished.id
+LEFT JOIN LATERAL (  -- a dependent may have become claimable
+    SELECT d.task_id::text AS note FROM task_dependencies d
+    WHERE finished.status = 'done' AND d.depends_on_id = finished.id LIMIT 1
+) woke ON true;
 
 -- name: fail_attempt
 -- $1 task, $2 token, $3 error, $4 may retry, $5 backoff base s, $6 backoff cap s, $7 jitter.
@@ -127,12 +132,13 @@ WITH failed AS (
         'retry_in_s', CASE WHEN status = 'queued'
                            THEN round(extract(epoch FROM run_after - now()), 3) END)
     FROM failed
-    RETURNING id, task_id, kind
+    RETURNING id, task_id, kind,
+              json_build_object('id', id, 'task_id', task_id, 'kind', kind)::text AS note
 )
 SELECT failed.*,
-       pg_notify('lugh_events', json_build_object(
-           'id', event.id, 'task_id', event.task_id, 'kind', event.kind)::text)::text AS notified,
+       event.note AS event_note, pg_notify('lugh_events', event.note)::text AS notified,
        -- workers wake to learn when it is due
+       CASE WHEN failed.status = 'queued' THEN failed.id::text END AS task_note,
        CASE WHEN failed.status = 'queued'
             THEN pg_notify('lugh_tasks', failed.id::text)::text END AS notified_task
 FROM failed JOIN event ON event.task_id = failed.id;
@@ -149,12 +155,13 @@ WITH released AS (
 ), event AS (
     INSERT INTO task_events (task_id, kind, data)
     SELECT id, 'queued', jsonb_build_object('from', 'running', 'reason', 'released') FROM released
-    RETURNING id, task_id, kind
+    RETURNING id, task_id, kind,
+              json_build_object('id', id, 'task_id', task_id, 'kind', kind)::text AS note
 )
 SELECT released.*,
+       released.id::text AS task_note,
        pg_notify('lugh_tasks', released.id::text)::text AS notified_task,
-       pg_notify('lugh_events', json_build_object(
-           'id', event.id, 'task_id', event.task_id, 'kind', event.kind)::text)::text AS notified
+       event.note AS event_note, pg_notify('lugh_events', event.note)::text AS notified
 FROM released JOIN event ON event.task_id = released.id;
 
 -- name: requeue_expired
@@ -185,11 +192,12 @@ WITH expired AS (
         'retry_in_s', CASE WHEN status = 'queued'
                            THEN round(extract(epoch FROM run_after - now()), 3) END)
     FROM moved
-    RETURNING id, task_id, kind
+    RETURNING id, task_id, kind,
+              json_build_object('id', id, 'task_id', task_id, 'kind', kind)::text AS note
 )
 SELECT moved.*,
-       pg_notify('lugh_events', json_build_object(
-           'id', event.id, 'task_id', event.task_id, 'kind', event.kind)::text)::text AS notified,
+       event.note AS event_note, pg_notify('lugh_events', event.note)::text AS notified,
+       CASE WHEN moved.status = 'queued' THEN moved.id::text END AS task_note,
        CASE WHEN moved.status = 'queued'
             THEN pg_notify('lugh_tasks', moved.id::text)::text END AS notified_task
 FROM moved JOIN event ON event.task_id = moved.id
@@ -215,19 +223,22 @@ WITH old AS (
 ), event AS (
     INSERT INTO task_events (task_id, kind, data)
     SELECT id, status, jsonb_build_object('from', previous) || $4::jsonb FROM moved
-    RETURNING id, task_id, kind
+    RETURNING id, task_id, kind,
+              json_build_object('id', id, 'task_id', task_id, 'kind', kind)::text AS note
 )
 SELECT moved.*,
        ARRAY(SELECT depends_on_id FROM task_dependencies
              WHERE task_id = moved.id ORDER BY 1) AS depends_on,
-       pg_notify('lugh_events', json_build_object(
-           'id', event.id, 'task_id', event.task_id, 'kind', event.kind)::text)::text AS notified,
+       event.note AS event_note, pg_notify('lugh_events', event.note)::text AS notified,
+       coalesce(CASE WHEN moved.status = 'queued' THEN moved.id::text END, woke.note) AS task_note,
        CASE WHEN moved.status = 'queued'
             THEN pg_notify('lugh_tasks', moved.id::text)::text END AS notified_task,
-       CASE WHEN moved.status = 'done' THEN (
-           SELECT pg_notify('lugh_tasks', d.task_id::text)::text
-           FROM task_dependencies d WHERE d.depends_on_id = moved.id LIMIT 1) END AS woke
-FROM moved JOIN event ON event.task_id = moved.id;
+       CASE WHEN woke.note IS NOT NULL THEN pg_notify('lugh_tasks', woke.note)::text END AS woke
+FROM moved JOIN event ON event.task_id = moved.id
+LEFT JOIN LATERAL (
+    SELECT d.task_id::text AS note FROM task_dependencies d
+    WHERE moved.status = 'done' AND d.depends_on_id = moved.id LIMIT 1
+) woke ON true;
 
 -- name: get
 SELECT t.*, ARRAY(SELECT depends_on_id FROM task_dependencies
