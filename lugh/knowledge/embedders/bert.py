@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,7 +10,7 @@ import numpy as np
 
 # Elementwise work runs over blocks this size so its many passes stay in the CPU cache.
 _BLOCK = 1 << 15
-# Floats of attention scores computed at once by one thread: a few sequences' worth.
+# Floats of attention scores computed at once: a few sequences' worth.
 _SCORES_BLOCK = 1 << 20
 
 
@@ -81,83 +79,73 @@ class BertEncoder:
                 )
             )
 
-    def __call__(
-        self, ids: np.ndarray, mask: np.ndarray, pool: Executor | None = None, threads: int = 1
-    ) -> np.ndarray:
+    def __call__(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
         """`ids` and `mask` are (batch, length); returns (batch, length, hidden) float32.
 
-        With a `pool` of `threads`, attention and the elementwise work are shared among them
-        (numpy releases the GIL there); the large matmuls stay on the calling thread's BLAS.
+        Safe to call from several threads at once (numpy releases the GIL in all the heavy
+        work, so batches on different threads run in parallel).
         """
         batch, length = ids.shape
-        run = _Runner(pool, threads if pool is not None else 1)
-        x = run.buffer("x", (batch * length, self.config.hidden_size))
+        scratch = _Scratch()
+        x = scratch.get("x", (batch * length, self.config.hidden_size))
         np.take(self._word, ids.reshape(-1), axis=0, out=x)
         x.reshape(batch, length, -1)[:] += self._position[:length] + self._token_type
-        run.split(len(x), lambda rows, _: self._layer_norm(x[rows], self._ln0))
+        self._layer_norm(x, self._ln0)
         # Padding keys get a large negative score so softmax gives them no weight.
         key_bias = np.where(mask, np.float32(0), np.float32(-1e9))[:, None, None, :]
         padded = ~mask.all(axis=1)
         for layer in self._layers:
-            self._layer(x, layer, key_bias, padded, run)
+            self._layer(x, layer, key_bias, padded, scratch)
         return x.reshape(batch, length, -1)
 
     def _layer(
-        self, x: np.ndarray, layer: _Layer, key_bias: np.ndarray, padded: np.ndarray, run: _Runner
+        self,
+        x: np.ndarray,
+        layer: _Layer,
+        key_bias: np.ndarray,
+        padded: np.ndarray,
+        scratch: _Scratch,
     ) -> None:
         """One encoder layer, updating `x` (batch · length, hidden) in place."""
         batch, _, _, length = key_bias.shape
         rows, hidden = x.shape
         heads = self.config.num_heads
-        qkv = np.matmul(x, layer.qkv_w, out=run.buffer("qkv", (rows, 3 * hidden)))
-        qkv_heads = qkv.reshape(batch, length, 3, heads, hidden // heads)
-        context = run.buffer("context", (rows, hidden))
+        qkv = np.matmul(x, layer.qkv_w, out=scratch.get("qkv", (rows, 3 * hidden)))
+        qkv += layer.qkv_b
+        qkv = qkv.reshape(batch, length, 3, heads, hidden // heads)
+        context = scratch.get("context", (rows, hidden))
         context_heads = context.reshape(batch, length, heads, -1).transpose(0, 2, 1, 3)
+        # A few sequences at a time keep their (heads, length, length) scores in the cache.
         group = max(1, _SCORES_BLOCK // (heads * length * length))
+        for lo in range(0, batch, group):
+            hi = min(lo + group, batch)
+            scores = scratch.get("scores", (hi - lo, heads, length, length))
+            np.matmul(
+                qkv[lo:hi, :, 0].transpose(0, 2, 1, 3),
+                qkv[lo:hi, :, 1].transpose(0, 2, 3, 1),
+                out=scores,
+            )
+            if padded[lo:hi].any():
+                scores += key_bias[lo:hi]
+            scores -= scores.max(axis=-1, keepdims=True)
+            np.exp(scores, out=scores)
+            out = context_heads[lo:hi]
+            np.matmul(scores, qkv[lo:hi, :, 2].transpose(0, 2, 1, 3), out=out)
+            # Dividing the (length × head_dim) context beats dividing the (length²) weights.
+            out /= scores.sum(axis=-1, keepdims=True)
 
-        def attend(sequences: slice, part: int) -> None:
-            qkv[sequences.start * length : sequences.stop * length] += layer.qkv_b
-            for lo in range(sequences.start, sequences.stop, group):
-                hi = min(lo + group, sequences.stop)
-                scores = run.buffer(f"scores{part}", (hi - lo, heads, length, length))
-                np.matmul(
-                    qkv_heads[lo:hi, :, 0].transpose(0, 2, 1, 3),
-                    qkv_heads[lo:hi, :, 1].transpose(0, 2, 3, 1),
-                    out=scores,
-                )
-                if padded[lo:hi].any():
-                    scores += key_bias[lo:hi]
-                scores -= scores.max(axis=-1, keepdims=True)
-                np.exp(scores, out=scores)
-                out = context_heads[lo:hi]
-                np.matmul(scores, qkv_heads[lo:hi, :, 2].transpose(0, 2, 1, 3), out=out)
-                # Dividing the (length × head_dim) context beats dividing the (length²) weights.
-                out /= scores.sum(axis=-1, keepdims=True)
+        attended = np.matmul(context, layer.out_w, out=scratch.get("attended", (rows, hidden)))
+        attended += layer.out_b
+        x += attended
+        self._layer_norm(x, layer.ln1)
 
-        run.split(batch, attend)
-        attended = np.matmul(context, layer.out_w, out=run.buffer("attended", (rows, hidden)))
-
-        def add_and_norm_attended(r: slice, _: int) -> None:
-            x[r] += attended[r]
-            x[r] += layer.out_b
-            self._layer_norm(x[r], layer.ln1)
-
-        run.split(rows, add_and_norm_attended)
-        inner = np.matmul(x, layer.up_w, out=run.buffer("inner", (rows, layer.up_w.shape[1])))
-
-        def activate(r: slice, _: int) -> None:
-            inner[r] += layer.up_b
-            gelu_(inner[r])
-
-        run.split(rows, activate)
+        inner = np.matmul(x, layer.up_w, out=scratch.get("inner", (rows, layer.up_w.shape[1])))
+        inner += layer.up_b
+        gelu_(inner)
         out = np.matmul(inner, layer.down_w, out=attended)
-
-        def add_and_norm_output(r: slice, _: int) -> None:
-            x[r] += out[r]
-            x[r] += layer.down_b
-            self._layer_norm(x[r], layer.ln2)
-
-        run.split(rows, add_and_norm_output)
+        out += layer.down_b
+        x += out
+        self._layer_norm(x, layer.ln2)
 
     def _layer_norm(self, x: np.ndarray, params: tuple[np.ndarray, np.ndarray]) -> None:
         """LayerNorm over the last axis of a 2-D array, in place."""
@@ -170,29 +158,14 @@ class BertEncoder:
         x += bias
 
 
-class _Runner:
-    """Shares row-wise work among a pool's threads, and keeps the forward pass's scratch arrays."""
+class _Scratch:
+    """Arrays reused across the layers of one forward pass: a fresh large array costs a page
+    fault a page, which adds up to a tenth of the time."""
 
-    def __init__(self, pool: Executor | None, parts: int) -> None:
-        self._pool = pool
-        self._parts = parts
+    def __init__(self) -> None:
         self._arrays: dict[str, np.ndarray] = {}
 
-    def split(self, count: int, work: Callable[[slice, int], None]) -> None:
-        """Run `work(rows, part)` over `count` rows cut into one contiguous part per thread."""
-        parts = min(self._parts, count)
-        if parts <= 1 or self._pool is None:
-            work(slice(0, count), 0)
-            return
-        bounds = [count * i // parts for i in range(parts + 1)]
-        futures = [
-            self._pool.submit(work, slice(bounds[i], bounds[i + 1]), i) for i in range(parts)
-        ]
-        for future in futures:
-            future.result()
-
-    def buffer(self, name: str, shape: tuple[int, ...]) -> np.ndarray:
-        """A scratch array reused across layers: a fresh large one costs a page fault a page."""
+    def get(self, name: str, shape: tuple[int, ...]) -> np.ndarray:
         size = math.prod(shape)
         array = self._arrays.get(name)
         if array is None or array.size < size:

@@ -92,15 +92,25 @@ class LocalEmbedder:
             model = self._loaded()
             encodings = model.tokenizer.encode_batch(texts)
             lengths = np.array([len(e.ids) for e in encodings])
-            vectors = np.empty((len(texts), self.dim), np.float32)
             # Sorting by length keeps padding, hence wasted work, small in every batch.
             order = np.argsort(lengths, kind="stable")
+            batches = list(_batches(order, lengths, self._tokens_per_batch))
+
+            def embed_batch(batch: np.ndarray) -> np.ndarray:
+                ids, mask = _padded([encodings[i].ids for i in batch])
+                return _mean_pool_normalised(model.encoder(ids, mask), mask)
+
+            vectors = np.empty((len(texts), self.dim), np.float32)
+            if len(batches) == 1 or self._threads == 1:
+                for batch in batches:
+                    vectors[batch] = embed_batch(batch)
+                return vectors
+            # A batch per thread, each with a single-threaded BLAS: no thread ever waits for
+            # another, and attention's many small matmuls run in parallel too.
             with ThreadPoolExecutor(self._threads, initializer=single_threaded_blas) as pool:
-                for batch in _batches(order, lengths, self._tokens_per_batch):
-                    ids, mask = _padded([encodings[i].ids for i in batch])
-                    hidden = model.encoder(ids, mask, pool, self._threads)
-                    vectors[batch] = _mean_pool_normalised(hidden, mask)
-        return vectors
+                for batch, batch_vectors in zip(batches, pool.map(embed_batch, batches)):
+                    vectors[batch] = batch_vectors
+            return vectors
 
     def _loaded(self) -> _Model:
         if self._model is None:
