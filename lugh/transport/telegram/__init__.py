@@ -1,0 +1,1 @@
+"""Telegram transport: the outbox that delivers every outgoing message, and safe splitting."""
