@@ -85,7 +85,9 @@ def parse_html(source: str) -> tuple[str, list[dict[str, Any]]]:
                     raise EntityParseError(
                         f"Can't parse entities: unexpected end tag at byte offset {offset}")
                 _, start, entity = stack.pop()
-                if at > start:
+                if entity["type"] == "pre_language":  # <pre><code class="language-x"> is one entity
+                    stack[-1][2]["language"] = entity["language"]
+                elif at > start:
                     entities.append({**entity, "offset": start, "length": at - start})
             else:
                 entity = _open_tag(name, raw_attrs, stack, offset)
@@ -121,7 +123,7 @@ def _open_tag(name: str, raw_attrs: str, stack: list, offset: int) -> dict[str, 
             raise EntityParseError(f"Can't parse entities: tag \"a\" must have attribute \"href\" at byte offset {offset}")
         entity["url"] = html.unescape(attrs["href"])
     if name == "code" and inside and inside[-1] == "pre" and attrs.get("class", "").startswith("language-"):
-        entity["language"] = attrs["class"].removeprefix("language-")
+        entity = {"type": "pre_language", "language": attrs["class"].removeprefix("language-")}
     if name == "blockquote" and "expandable" in attrs:
         entity["type"] = "expandable_blockquote"
     if name == "tg-emoji":
@@ -165,6 +167,7 @@ class _Failure:
     retry_after: int | None
     times: int
     chat_id: int | None
+    delay_s: float = 0.0
 
 
 class FakeTelegram(FakeServer):
@@ -208,6 +211,11 @@ class FakeTelegram(FakeServer):
         with self._changed:
             self._failures.append(_Failure(method, status, description,
                                            retry_after if status == 429 else None, times, chat_id))
+
+    def delay(self, method: str, seconds: float, *, times: int = 1, chat_id: int | None = None) -> None:
+        """The next `times` calls of `method` succeed only after `seconds` (a slow Telegram)."""
+        with self._changed:
+            self._failures.append(_Failure(method, 0, "", None, times, chat_id, seconds))
 
     def push_message(self, chat_id: int, text: str | None = None, *, user_id: int | None = None,
                      edited: bool = False, forwarded: bool = False, chat_type: str = "private",
@@ -318,7 +326,9 @@ class FakeTelegram(FakeServer):
         method = request.path_params["method"]
         params, uploads = await _params(request)
         failure = self._injected(method, params)
-        if failure is not None:
+        if failure is not None and failure.delay_s:
+            await asyncio.sleep(failure.delay_s)
+        if failure is not None and failure.status:
             return _error(failure.status, failure.description, failure.retry_after)
         handler = getattr(self, f"_m_{method}", None)
         if handler is None:

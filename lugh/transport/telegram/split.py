@@ -54,7 +54,9 @@ def split_text(text: str, is_html: bool = True, limit: int = MAX_UNITS) -> list[
     return parts
 
 
-def split_payload(method: str, payload: dict[str, Any], limit: int = MAX_UNITS) -> list[dict[str, Any]]:
+def split_payload(
+    method: str, payload: dict[str, Any], limit: int = MAX_UNITS
+) -> list[dict[str, Any]]:
     """One Bot API call as the calls that deliver it: a long sendMessage becomes several, the
     reply markup on the last; a long edit keeps its first part (a message edits into one)."""
     text = payload.get("text")
