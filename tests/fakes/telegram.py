@@ -21,6 +21,7 @@ import time
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote_plus
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -168,6 +169,7 @@ class _Failure:
     times: int
     chat_id: int | None
     delay_s: float = 0.0
+    text: str | None = None
 
 
 class FakeTelegram(FakeServer):
@@ -212,10 +214,16 @@ class FakeTelegram(FakeServer):
             self._failures.append(_Failure(method, status, description,
                                            retry_after if status == 429 else None, times, chat_id))
 
-    def delay(self, method: str, seconds: float, *, times: int = 1, chat_id: int | None = None) -> None:
-        """The next `times` calls of `method` succeed only after `seconds` (a slow Telegram)."""
+    def delay(self, method: str, seconds: float, *, times: int = 1, chat_id: int | None = None,
+              text: str | None = None) -> None:
+        """The next `times` calls of `method` (with this `text`, if given) succeed only after
+        `seconds`: a slow Telegram, or a call in flight when the test stops or kills a client."""
         with self._changed:
-            self._failures.append(_Failure(method, 0, "", None, times, chat_id, seconds))
+            self._failures.append(_Failure(method, 0, "", None, times, chat_id, seconds, text))
+
+    def received(self, method: str, text: str) -> bool:
+        """Whether a call of `method` with this `text` has reached the server (answered or not)."""
+        return any(f"text={quote_plus(text)}".encode() in r.body for r in self.requests_to(f"/{method}"))
 
     def push_message(self, chat_id: int, text: str | None = None, *, user_id: int | None = None,
                      edited: bool = False, forwarded: bool = False, chat_type: str = "private",
@@ -352,7 +360,8 @@ class FakeTelegram(FakeServer):
         with self._changed:
             for failure in self._failures:
                 if failure.method == method and failure.times > 0 and (
-                        failure.chat_id is None or failure.chat_id == _chat(params)):
+                        failure.chat_id is None or failure.chat_id == _chat(params)) and (
+                        failure.text is None or failure.text == params.get("text")):
                     failure.times -= 1
                     return failure
         return None

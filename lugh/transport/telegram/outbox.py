@@ -10,7 +10,9 @@ lost approval request, which would stall a task. Edits are idempotent (Telegram 
 is not modified", taken as sent), so a repeated edit is invisible.
 
 Rows of one chat are sent one at a time in id order; chats go in priority order. Long texts are
-split into parts when queued (see split.py), the buttons on the last part.
+split into parts when queued (see split.py), the buttons on the last part. Several senders may
+share the table (claims use FOR UPDATE SKIP LOCKED), but pacing is per sender: run one per bot,
+or let Telegram's 429s slow the others.
 """
 
 from __future__ import annotations
