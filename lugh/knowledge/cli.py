@@ -16,7 +16,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from lugh.errors import UserError
-from lugh.knowledge.embedders import EmbedderError, make_embedder
+from lugh.knowledge.embedders import EmbedderError
 from lugh.knowledge.results import IngestResult
 from lugh.knowledge.results import Progress as IngestProgress
 from lugh.knowledge.silos import DEFAULT_SILO
@@ -115,22 +115,12 @@ def _with_knowledge(work: Callable[[KnowledgeService], Awaitable[T]]) -> T:
     from lugh.app import StartupError, open_services
     from lugh.db.database import DatabaseError
     from lugh.db.migrations import MigrationError
-    from lugh.knowledge.service import KnowledgeService
 
     settings = lugh_cli._settings()
 
     async def run() -> T:
         async with open_services(settings) as services:
-            knowledge = getattr(services, "knowledge", None)
-            if knowledge is None:  # until the composition root builds one for every command
-                key = settings.openai_api_key
-                embedder = make_embedder(
-                    settings.embedder,
-                    openai_api_key=key.get_secret_value() if key else None,
-                    openai_base_url=settings.openai_base_url,
-                )
-                knowledge = KnowledgeService(services.pool, embedder)
-            return await work(knowledge)
+            return await work(services.knowledge)
 
     try:
         return asyncio.run(run())

@@ -13,7 +13,9 @@ HARBOUR = {
     "cars.txt": "Mechanics fix automobiles: they swap worn brake pads and rotate the tyres.\n",
     "soup.md": "# Soup\n\nStir the zorblax into the broth and simmer it gently.\n",
     "weather.md": "# Weather\n\nSea fog rolls in over the harbour on calm autumn mornings.\n",
-    "sub/pumps.py": 'def start_bilge_pump(level):\n    """Pump water out when the bilge fills."""\n',
+    "sub/pumps.py": (
+        'def start_bilge_pump(level):\n    """Pump water out when the bilge fills."""\n'
+    ),
 }
 
 
