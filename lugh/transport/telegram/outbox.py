@@ -126,7 +126,7 @@ class OutboxSender:
         *,
         listener: Any = None,
         limits: Limits = Limits(),
-        lease_s: float = 120.0,
+        lease_s: float = 60.0,
         poll_s: float = 5.0,
         max_in_flight: int = 32,
         backoff_s: tuple[float, ...] = NETWORK_BACKOFF_S,
