@@ -10,11 +10,13 @@ STAMP := $(VENV)/.installed
 run: $(STAMP)
 	$(BIN)/lugh run
 
-# The tests' temporary files live in the checkout, so another pytest run on the same machine
-# (which prunes old /tmp/pytest-of-* directories) can never delete this run's database.
+# Each run keeps its temporary files in a directory of its own (outside any git checkout), so
+# another pytest run on the machine, which prunes old /tmp/pytest-of-* directories, can never
+# delete this run's database.
 test: $(STAMP) system-deps
-	mkdir -p .pytest-tmp
-	PYTEST_DEBUG_TEMPROOT=$(CURDIR)/.pytest-tmp $(BIN)/python -m pytest $(PYTEST_ARGS)
+	@root=$$(mktemp -d -t lugh-tests-XXXXXX); \
+	PYTEST_DEBUG_TEMPROOT=$$root $(BIN)/python -m pytest $(PYTEST_ARGS); code=$$?; \
+	rm -rf "$$root"; exit $$code
 
 install: $(STAMP)
 
@@ -26,4 +28,4 @@ system-deps:
 	sh scripts/system-deps.sh
 
 clean:
-	rm -rf $(VENV) .pytest_cache .pytest-tmp
+	rm -rf $(VENV) .pytest_cache
