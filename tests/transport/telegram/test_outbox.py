@@ -155,6 +155,19 @@ async def test_two_senders_on_one_database_share_the_work_without_repeating_a_me
     assert await statuses(pool) == {"sent": 60}
 
 
+async def test_a_critical_message_goes_before_earlier_low_ones_to_other_chats(
+    pool: asyncpg.Pool, bot: Bot, fake: FakeTelegram, listener: Listener, outbox: Outbox
+) -> None:
+    for chat in (101, 102, 103):
+        await outbox.enqueue(chat, "sendMessage", {"text": "digest"}, priority="low")
+    await outbox.enqueue(104, "sendMessage", {"text": "budget hit"}, priority="critical")
+    async with running(pool, bot, listener, max_in_flight=1):
+        for chat in (101, 102, 103, 104):
+            await fake.wait_sent(chat, 1)
+    first = min((101, 102, 103, 104), key=lambda chat: fake.sent(chat)[0].at)
+    assert first == 104
+
+
 async def test_a_10000_character_html_answer_arrives_as_valid_parts_with_buttons_on_the_last(
     pool: asyncpg.Pool, bot: Bot, fake: FakeTelegram, listener: Listener, outbox: Outbox
 ) -> None:
