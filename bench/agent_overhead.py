@@ -9,8 +9,16 @@ Reported: p50 of create+remove over the runs. Target (issue 4): ≤ 1.5 s for 20
 Interleaved with those runs, the same work done by bare `git worktree add/remove` and
 `git branch -D` gives the floor the disk sets, so Lugh's own share shows on a busy machine too.
 
-Step half: Lugh's overhead per agent step with a fake model that answers instantly. It needs the
-agent loop, which is not built yet; `step_overhead()` is where it goes, and reports null until then.
+Step half: Lugh's overhead per agent step. The real agent loop (AgentLoop, RunStore, ToolBox
+over a real worktree, the sandbox, Postgres) runs a scripted conversation of `--steps` tool
+steps (read_file, write_file, run_command in turn) against the fake Messages API of tests/fakes,
+which answers at once, through the real anthropic client. A step's overhead is the time from one
+model reply to the next model request: saving the turn and its audit event, running the tool,
+saving its result, checking budgets, building the request. Reported: p50/p99 over all steps and
+per tool; the same without the commands' own time (run_command's cost is mostly the sandbox
+starting: bwrap namespaces and mounts); and the model call itself (SDK and loopback HTTP to the
+fake, which runs in a process of its own) for scale.
+Target (issue 4): ≤ 20 ms p99.
 """
 
 from __future__ import annotations
@@ -18,6 +26,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import multiprocessing
 import statistics
 import subprocess
 import sys
@@ -110,11 +119,167 @@ async def worktree_overhead(work: Path, files: int, runs: int) -> dict[str, Any]
     }
 
 
-async def step_overhead() -> dict[str, Any] | None:
-    """Per-step overhead p50/p99 (everything but the model's answer) — to be filled in with the
-    agent loop: run a scripted conversation of N tool steps against the fake Messages API and
-    subtract the fake's own time. Target: p99 ≤ 20 ms."""
-    return None
+STEP_TARGET_MS = 20.0
+STEP_TOOLS = ("read_file", "write_file", "run_command")
+
+
+class TimedModel:
+    """A ChatModel that notes when each call starts and ends."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.calls: list[tuple[float, float]] = []
+
+    async def complete(self, request: Any, **options: Any) -> Any:
+        started = time.perf_counter()
+        reply = await self.inner.complete(request, **options)
+        self.calls.append((started, time.perf_counter()))
+        return reply
+
+
+class TimedSandbox:
+    """A Sandbox that notes how long each command took, start of the sandbox included."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.runs: list[float] = []
+
+    async def run(self, command: str, **options: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return await self.inner.run(command, **options)
+        finally:
+            self.runs.append(time.perf_counter() - started)
+
+    async def check(self) -> Any:
+        return await self.inner.check()
+
+
+def scripted_steps(steps: int) -> list[Any]:
+    from tests.fakes.anthropic import tool_use, turn
+
+    turns = []
+    for i in range(steps):
+        tool = STEP_TOOLS[i % len(STEP_TOOLS)]
+        args = {
+            "read_file": {"path": "app.py"},
+            "write_file": {"path": f"out/step_{i}.txt", "content": f"step {i}\n" * 20},
+            "run_command": {"command": f"echo step {i} >> steps.log"},
+        }[tool]
+        turns.append(turn(f"Step {i}: {tool}.", tool_use(tool, args)))
+    return [*turns, turn(tool_use("finish", {"summary": "All steps done."}))]
+
+
+def serve_fake_model(steps: int, conn: Any) -> None:
+    """The fake Messages API in a process of its own, so that its work after answering (and the
+    interpreter lock it would hold meanwhile) is not counted as Lugh's."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from tests.fakes.anthropic import FakeAnthropic
+
+    with FakeAnthropic() as fake:
+        fake.script(*scripted_steps(steps))
+        conn.send(fake.base_url)
+        conn.recv()  # until the benchmark is done
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
+
+
+async def step_overhead(work: Path, steps: int, sandbox: str) -> dict[str, Any]:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for tests.fakes
+    from lugh.agents.budget import Budget
+    from lugh.agents.files import WorktreeFiles
+    from lugh.agents.loop import AgentLoop, RunSpec, RunStore
+    from lugh.agents.sandbox import make_sandbox
+    from lugh.agents.tools import WORK_TOOLS, ToolBox
+    from lugh.config import DEFAULT_MODEL
+    from lugh.llm import AnthropicChat
+    from lugh.tasks import TaskContext
+    from tests.fakes.anthropic import API_KEY
+
+    repo = work / "steps-repo"
+    repo.mkdir(parents=True)
+    (repo / "app.py").write_text('def greet(name):\n    return "Hello, " + name\n' * 50)
+    for args in (
+        ["init", "-q", "-b", "main"], ["add", "-A"],
+        ["-c", "user.name=Bench", "-c", "user.email=bench@lugh.local", "commit", "-q", "-m", "x"],
+    ):  # fmt: skip
+        subprocess.run(["git", "-C", str(repo), *args], check=True)
+    async with database(None, work / "pg", "lugh_bench_steps") as dsn:
+        conn = await connect(dsn)
+        try:
+            await migrate(conn)
+        finally:
+            await conn.close()
+        pool = await create_pool(dsn)
+        try:
+            project = await ProjectService(pool, work / "data").register("steps", str(repo))
+            queue = TaskQueue(pool)
+            await queue.enqueue(project.id, "benchmark steps")
+            task = await queue.claim("bench", 3600)
+            assert task is not None
+            wt = await WorktreeManager(work / "data", pool).create(project, task.id, task.title)
+            commands = TimedSandbox(make_sandbox(sandbox))
+            tools = ToolBox(
+                WorktreeFiles(wt.path), commands, wt.path, pool, task.id, project.id, project.name
+            )
+            ours, theirs = multiprocessing.Pipe()
+            server = multiprocessing.get_context("spawn").Process(
+                target=serve_fake_model, args=(steps, theirs), daemon=True
+            )
+            server.start()
+            try:
+                base_url = await asyncio.to_thread(ours.recv)
+                chat = AnthropicChat(api_key=API_KEY, base_url=base_url)
+                model = TimedModel(chat)
+                try:
+                    loop = AgentLoop(model, RunStore(pool))
+                    spec = RunSpec("work", DEFAULT_MODEL, "You are a benchmark.", "Go.", WORK_TOOLS)
+                    budget = Budget(max_steps=steps + 10, max_wall_s=3600, max_cost_usd=1e9,
+                                    max_tokens=10**12)  # fmt: skip
+                    outcome = await loop.run(task, TaskContext(task, queue, None, 3600), tools,
+                                             spec, budget)  # fmt: skip
+                finally:
+                    await chat.aclose()
+            finally:
+                ours.send("stop")
+                server.join(10)
+            assert outcome.kind == "finished", outcome
+        finally:
+            await pool.close()
+    gaps = [nxt[0] - cur[1] for cur, nxt in zip(model.calls, model.calls[1:])]
+    calls = [end - start for start, end in model.calls]
+    ms = [g * 1000 for g in gaps]
+    by_tool = {}
+    for i, tool in enumerate(STEP_TOOLS):
+        mine = ms[i :: len(STEP_TOOLS)]
+        by_tool[tool] = {"p50_ms": round(statistics.median(mine), 2),
+                         "p99_ms": round(percentile(mine, 0.99), 2)}  # fmt: skip
+    p99 = percentile(ms, 0.99)
+    # The same steps without the commands' own time (mostly the sandbox starting up).
+    command_ms = iter(r * 1000 for r in commands.runs)
+    loop_only = [
+        g - next(command_ms) if STEP_TOOLS[i % len(STEP_TOOLS)] == "run_command" else g
+        for i, g in enumerate(ms)
+    ]
+    return {
+        "steps": len(ms),
+        "sandbox": sandbox,
+        "overhead_p50_ms": round(statistics.median(ms), 2),
+        "overhead_p99_ms": round(p99, 2),
+        "overhead_max_ms": round(max(ms), 2),
+        "by_tool": by_tool,
+        "without_commands_p50_ms": round(statistics.median(loop_only), 2),
+        "without_commands_p99_ms": round(percentile(loop_only, 0.99), 2),
+        "command_p50_ms": round(statistics.median(commands.runs) * 1000, 2),
+        "command_p99_ms": round(percentile([r * 1000 for r in commands.runs], 0.99), 2),
+        "model_call_p50_ms": round(statistics.median(calls) * 1000, 2),
+        "target_p99_ms": STEP_TARGET_MS,
+        "within_target": p99 <= STEP_TARGET_MS,
+    }
 
 
 async def main(argv: list[str] | None = None) -> None:
@@ -122,15 +287,19 @@ async def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--files", type=int, default=20_000)
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--keep", type=Path, help="work here and keep it, instead of a temp dir")
+    parser.add_argument("--steps", type=int, default=200, help="agent steps for the step half")
+    parser.add_argument("--sandbox", default="bubblewrap", help="run_command's sandbox")
     args = parser.parse_args(argv)
     configure_logging(level="warning")
     if args.keep:
         args.keep.mkdir(parents=True, exist_ok=True)
         worktree = await worktree_overhead(args.keep, args.files, args.runs)
+        step = await step_overhead(args.keep, args.steps, args.sandbox)
     else:
         with tempfile.TemporaryDirectory(prefix="lugh-bench-") as tmp:
             worktree = await worktree_overhead(Path(tmp), args.files, args.runs)
-    result = {"bench": "agent_overhead", "worktree": worktree, "step": await step_overhead()}
+            step = await step_overhead(Path(tmp), args.steps, args.sandbox)
+    result = {"bench": "agent_overhead", "worktree": worktree, "step": step}
     print(json.dumps(result, ensure_ascii=False))
     sys.stdout.flush()
 

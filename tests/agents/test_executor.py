@@ -76,6 +76,7 @@ async def test_a_run_that_changes_nothing_is_done_without_a_review(stack, fake):
 
     assert task.status is TaskStatus.DONE
     assert "changed no files" in task.result["note"]
+    assert not stack.worktree(task).exists()
 
 
 async def test_the_owners_retry_with_feedback_starts_a_new_run_on_the_reviewed_work(stack, fake):

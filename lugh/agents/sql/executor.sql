@@ -2,3 +2,16 @@
 
 -- name: project_name
 SELECT name FROM projects WHERE id = $1;
+
+-- name: memories_for
+-- $1 project, $2 agent, $3 how many: the newest memories this agent may read (its own and the
+-- project's), most important first among them.
+SELECT id, scope, kind, content FROM (
+    SELECT * FROM memories
+    WHERE project_id = $1 AND (scope = 'project' OR (scope = 'agent' AND agent_id = $2))
+    ORDER BY created_at DESC LIMIT $3
+) newest
+ORDER BY importance DESC, id DESC;
+
+-- name: touch_memories
+UPDATE memories SET accessed_at = now() WHERE id = ANY($1::bigint[]);
