@@ -31,6 +31,11 @@ for _name in list(os.environ):
         del os.environ[_name]
 
 
+# python-telegram-bot 22 warns on every RetryAfter unless told to use timedeltas already (the
+# outbox reads both forms); warnings are errors here.
+os.environ["PTB_TIMEDELTA"] = "1"
+
+
 class PostgresForTests:
     """The session's server: a migrated template database, cloned for each test."""
 
