@@ -143,9 +143,7 @@ class RunStore:
         return await self.pool.fetchrow(Q.latest_run, task_id, mode)
 
     async def _ours(self, task: Task) -> bool:
-        status = await self.pool.fetchval(
-            "SELECT status FROM tasks WHERE id = $1 AND lease_token = $2", task.id, task.lease_token
-        )
+        status = await self.pool.fetchval(Q.task_status_under_lease, task.id, task.lease_token)
         return status == "running"
 
 

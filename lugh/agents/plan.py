@@ -148,7 +148,7 @@ class Approvals:
             raise ValueError(f"the approval method must be one of {sorted(METHODS)}")
         approval = await self.pending(task_id)
         if approval is None:
-            if await self.pool.fetchval("SELECT 1 FROM tasks WHERE id = $1", task_id) is None:
+            if not await self.pool.fetchval(Q.task_exists, task_id):
                 raise NotFound(f"There is no task #{task_id}.")
             raise UserError(f"Task #{task_id} is not waiting for a plan or step approval.")
         return approval

@@ -16,6 +16,7 @@ import pytest
 
 from lugh.agents.budget import Budget
 from lugh.agents.executor import AgentExecutor
+from lugh.agents.loop import LeaseLost, RunSpec, RunStore
 from lugh.agents.review import ReviewService
 from lugh.agents.sandbox import make_sandbox
 from lugh.agents.worktrees import WorktreeManager
@@ -525,6 +526,28 @@ async def test_a_run_taken_over_after_its_worker_died_goes_on_without_repeating_
     assert show == "ran\n"
     turns = await stack.history(task.id, "model_turn")
     assert [e.data["step"] for e in turns] == [1, 2]
+
+
+async def test_a_worker_that_lost_its_lease_cannot_write_to_the_run_its_successor_continues(
+    stack,
+):
+    await stack.enqueue("Contested")
+    stale = await stack.queue.claim("worker-a", 60)
+    spec = RunSpec("work", DEFAULT_MODEL, "system", "Go.", ("finish",))
+    store = RunStore(stack.pool)
+    run = await store.open(stale, spec)
+    assert await stack.queue.release(stale.id, stale.lease_token)  # as after a stop, or expiry
+    current = await stack.queue.claim("worker-b", 60)
+    assert current is not None and current.lease_token > stale.lease_token
+
+    run.messages.append({"role": "assistant", "content": [{"type": "text", "text": "stale"}]})
+    with pytest.raises(LeaseLost):
+        await store.save(run, stale.lease_token, seqs=[1], events=[{"kind": "x", "data": {}}])
+
+    resumed = await store.open(current, spec)
+    assert resumed.id == run.id and resumed.resumed
+    assert len(resumed.messages) == 1
+    assert await stack.history(current.id, "x") == []
 
 
 def _commit(repo: Path, message: str) -> None:

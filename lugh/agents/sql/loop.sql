@@ -67,3 +67,7 @@ SELECT (SELECT id FROM counted) AS run_id,
 -- name: latest_run
 -- $1 task, $2 mode: the task's newest run of that mode, whatever its status.
 SELECT * FROM agent_runs WHERE task_id = $1 AND mode = $2 ORDER BY id DESC LIMIT 1;
+
+-- name: task_status_under_lease
+-- $1 task, $2 lease token: its status while that lease is current, else no row.
+SELECT status FROM tasks WHERE id = $1 AND lease_token = $2;

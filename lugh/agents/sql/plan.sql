@@ -83,3 +83,6 @@ FROM moved JOIN event ON event.task_id = moved.id;
 
 -- name: task_project
 SELECT t.*, p.name AS project FROM tasks t JOIN projects p ON p.id = t.project_id WHERE t.id = $1;
+
+-- name: task_exists
+SELECT EXISTS (SELECT 1 FROM tasks WHERE id = $1);
