@@ -124,7 +124,9 @@ async def main(samples: int, calls: int) -> dict[str, Any]:
             await pg.stop()
 
 
-async def measure(tmp: Path, pool: asyncpg.Pool, dsn: str, samples: int, calls: int) -> dict[str, Any]:
+async def measure(
+    tmp: Path, pool: asyncpg.Pool, dsn: str, samples: int, calls: int
+) -> dict[str, Any]:
     settings = load_settings(None, LUGH_DATA_DIR=str(tmp / "data"), DATABASE_URL=dsn)
     services = build_services(settings, pool, dsn)
     project = await services.projects.register("bench", str(git_repo(tmp / "repo")))
@@ -174,7 +176,9 @@ async def measure(tmp: Path, pool: asyncpg.Pool, dsn: str, samples: int, calls: 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=300)
-    parser.add_argument("--calls", type=int, default=100, help="calls per client in the concurrent run")
+    parser.add_argument(
+        "--calls", type=int, default=100, help="calls per client in the concurrent run"
+    )
     options = parser.parse_args()
     configure_logging("warning", "json", stream=sys.stderr)
     logging.getLogger("mcp").setLevel(logging.WARNING)

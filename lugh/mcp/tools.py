@@ -56,7 +56,8 @@ def register_tools(server: MCPServer[Any], services: Services, audit: Audit) -> 
         ctx: Context,
     ) -> dict[str, Any]:
         """Register a project: a local git repository used in place, or a git URL Lugh clones."""
-        async with audit.call(ctx, "create_project", {"name": name, "repo": repo}, writes=True) as call:
+        arguments = {"name": name, "repo": repo}
+        async with audit.call(ctx, "create_project", arguments, writes=True) as call:
             project = await services.projects.register(name, repo)
             call.made("project", project.name)
             return project_json(project)
@@ -67,7 +68,8 @@ def register_tools(server: MCPServer[Any], services: Services, audit: Audit) -> 
         name: Annotated[str, Field(min_length=1, max_length=64, description="The agent's name.")],
         ctx: Context,
         role: Annotated[str | None, Field(max_length=64, description=(
-            "engineer (default), reviewer, researcher, tester, or a short free-text role."))] = None,
+            "engineer (default), reviewer, researcher, tester, or a short free-text role.",
+        ))] = None,
         model: Annotated[str | None, Field(max_length=200, description=(
             "The model it runs on; omitted, the configured default."))] = None,
     ) -> dict[str, Any]:
@@ -163,7 +165,8 @@ def register_tools(server: MCPServer[Any], services: Services, audit: Audit) -> 
         """Cancel a queued, running or in-review task; a running one stops within seconds."""
         arguments = {"task_id": task_id, "reason": reason}
         async with audit.call(ctx, "cancel_task", arguments, writes=True, task_id=task_id) as call:
-            task = await services.tasks.cancel(task_id, reason=reason or f"by {call.caller.who} (mcp)")
+            reason = reason or f"by {call.caller.who} (mcp)"
+            task = await services.tasks.cancel(task_id, reason=reason)
             return task_json(task)
 
     @server.tool()
@@ -185,7 +188,8 @@ def register_tools(server: MCPServer[Any], services: Services, audit: Audit) -> 
 
     @server.tool()
     async def query_knowledge(
-        query: Annotated[str, Field(min_length=1, max_length=2000, description="What to look for.")],
+        query: Annotated[str, Field(min_length=1, max_length=2000, description=(
+            "What to look for."))],
         project: ProjectName,
         ctx: Context,
         k: Annotated[int, Field(ge=1, le=50, description="How many passages.")] = 5,

@@ -22,7 +22,8 @@ HOSTILE = st.sampled_from([
 ])  # fmt: skip
 JUNK = st.one_of(
     st.none(), st.booleans(), st.integers(), st.floats(allow_nan=True), HOSTILE,
-    st.lists(st.integers(), max_size=3), st.dictionaries(st.text(max_size=5), st.integers(), max_size=2),
+    st.lists(st.integers(), max_size=3),
+    st.dictionaries(st.text(max_size=5), st.integers(), max_size=2),
 )  # fmt: skip
 
 

@@ -41,11 +41,15 @@ async def test_the_owner_token_assigns_a_task_and_the_call_is_recorded_under_its
 
     assert {"spawn_agent", "assign_task", "query_knowledge"} <= names
     assert shown["status"] == "queued" and (await services.tasks.get(task["id"])).source == "mcp"
-    [session] = await services.pool.fetch("SELECT external_id FROM sessions WHERE transport = 'mcp'")
+    [session] = await services.pool.fetch(
+        "SELECT external_id FROM sessions WHERE transport = 'mcp'"
+    )
     assert session["external_id"] == "owner"
 
 
-@pytest.mark.parametrize("headers", [JSON, bearer("wrong-token"), {**JSON, "authorization": "Basic eA=="}])
+@pytest.mark.parametrize(
+    "headers", [JSON, bearer("wrong-token"), {**JSON, "authorization": "Basic eA=="}]
+)
 async def test_a_missing_or_wrong_token_is_refused_with_401_and_changes_nothing(
     make_http, services, demo, headers
 ):
@@ -73,7 +77,9 @@ async def test_a_read_only_token_can_query_but_not_assign(make_http, tokens, ser
     ("forged", "status"),
     [({"host": "evil.example.com"}, 421), ({"origin": "http://evil.example.com"}, 403)],
 )
-async def test_a_forged_host_or_origin_is_refused(make_http, tokens, services, demo, forged, status):
+async def test_a_forged_host_or_origin_is_refused(
+    make_http, tokens, services, demo, forged, status
+):
     async with running(make_http()) as server, httpx.AsyncClient() as raw:
         response = await raw.post(server.url, json=ASSIGN, headers=bearer(tokens["owner"]) | forged)
     assert response.status_code == status
@@ -89,8 +95,11 @@ async def test_an_oversized_body_is_refused_with_413(make_http, tokens, services
     assert await services.tasks.list() == []
 
 
-async def test_a_token_over_its_rate_is_refused_with_429_while_another_token_is_not(make_http, tokens):
-    async with running(make_http(rate_per_s=0.01, rate_burst=3)) as server, httpx.AsyncClient() as raw:
+async def test_a_token_over_its_rate_is_refused_with_429_while_another_token_is_not(
+    make_http, tokens
+):
+    limited = make_http(rate_per_s=0.01, rate_burst=3)
+    async with running(limited) as server, httpx.AsyncClient() as raw:
         owner = [(await raw.get(server.url, headers=bearer(tokens["owner"]))).status_code
                  for _ in range(4)]  # fmt: skip
         reader = await raw.get(server.url, headers=bearer(tokens["readonly"]))
