@@ -68,7 +68,7 @@ def register_tools(server: MCPServer[Any], services: Services, audit: Audit) -> 
         name: Annotated[str, Field(min_length=1, max_length=64, description="The agent's name.")],
         ctx: Context,
         role: Annotated[str | None, Field(max_length=64, description=(
-            "engineer (default), reviewer, researcher, tester, or a short free-text role.",
+            "engineer (default), reviewer, researcher, tester, or a short free-text role."
         ))] = None,
         model: Annotated[str | None, Field(max_length=200, description=(
             "The model it runs on; omitted, the configured default."))] = None,
