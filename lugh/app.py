@@ -163,6 +163,9 @@ def build_components(
     workers = build_workers(services)
     if workers is not None:
         components.append(workers)
+    from lugh.mcp.http import McpHttp
+
+    components.append(McpHttp(services))
     if console:
         from lugh.transport.console.chat import ConsoleChat
 

@@ -124,6 +124,26 @@ def worker() -> None:
 
 
 @app.command()
+def mcp() -> None:
+    """Serve MCP over stdin/stdout, for desktop clients (Claude Desktop, Claude Code, Cursor).
+
+    The client launches `lugh mcp`; logs go to standard error. See docs/mcp.md.
+    """
+    from lugh.app import StartupError
+    from lugh.db.database import DatabaseError
+    from lugh.db.migrations import MigrationError
+    from lugh.mcp.stdio import serve_stdio
+
+    settings = _settings()
+    try:
+        asyncio.run(serve_stdio(settings))
+    except (StartupError, DatabaseError, MigrationError) as exc:
+        raise _fail(str(exc)) from None
+    except KeyboardInterrupt:
+        pass
+
+
+@app.command()
 def migrate() -> None:
     """Apply pending database migrations (`lugh run` does this at start too)."""
     from lugh.app import StartupError, open_services

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
+import socket
 import subprocess
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -122,9 +123,16 @@ def make_settings(tmp_path: Path) -> Any:
 
     def make(**env: Any) -> Settings:
         env.setdefault("LUGH_DATA_DIR", str(tmp_path / "data"))
+        env.setdefault("LUGH_MCP_PORT", str(free_port()))
         return load_settings(None, **env)
 
     return make
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def git(repo: Path, *args: str) -> str:

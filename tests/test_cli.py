@@ -12,11 +12,19 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from tests.conftest import free_port
+
 START_TIMEOUT_S = 60
 
 
 def lugh_env(tmp_path: Path, **extra: str) -> dict[str, str]:
-    return {**os.environ, "LUGH_DATA_DIR": str(tmp_path / "data"), "LUGH_LOG_FORMAT": "json", **extra}
+    return {
+        **os.environ,
+        "LUGH_DATA_DIR": str(tmp_path / "data"),
+        "LUGH_LOG_FORMAT": "json",
+        "LUGH_MCP_PORT": str(free_port()),
+        **extra,
+    }
 
 
 def lugh(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
