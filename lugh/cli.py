@@ -170,7 +170,7 @@ def doctor(
     ] = False,
 ) -> None:
     """Show the configuration (secrets masked), database health and what is not configured."""
-    from lugh.doctor import config_summary, run_checks
+    from lugh.doctor import config_summary, mcp_access, run_checks
 
     settings = _settings()
     checks = asyncio.run(run_checks(settings))
@@ -181,6 +181,8 @@ def doctor(
         for name, value in config_summary(settings):
             table.add_row(name, value)
         out.print(table)
+        for name, value in mcp_access(settings):
+            out.print(f"{name}: {value}", highlight=False, markup=False)
     marks = {"ok": "[green]✓[/green]", "warn": "[yellow]![/yellow]", "fail": "[red]✗[/red]"}
     for c in checks:
         if check and c.level == "ok":

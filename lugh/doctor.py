@@ -45,6 +45,16 @@ def config_summary(settings: Settings) -> list[tuple[str, str]]:
     return rows
 
 
+def mcp_access(settings: Settings) -> list[tuple[str, str]]:
+    """The MCP bearer tokens, for the owner to give to MCP clients (generated on first use)."""
+    from lugh.mcp.tokens import mcp_token, readonly_token
+
+    try:
+        return [("MCP token", mcp_token(settings)), ("MCP read-only token", readonly_token(settings))]
+    except OSError as exc:
+        return [("MCP token", f"cannot be stored in the data dir ({exc.strerror})")]
+
+
 async def run_checks(settings: Settings) -> list[Check]:
     checks: list[Check] = []
     url = settings.database_url.get_secret_value() if settings.database_url else None
