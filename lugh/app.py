@@ -165,7 +165,7 @@ def build_components(
         components.append(workers)
     from lugh.mcp.http import McpHttp
 
-    components.append(McpHttp(services))
+    components.append(McpHttp(services, allowed_hosts=services.settings.mcp_allowed_hosts))
     if console:
         from lugh.transport.console.chat import ConsoleChat
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -58,6 +59,9 @@ class Settings(BaseSettings):
     mcp_host: str = Field("127.0.0.1", alias="LUGH_MCP_HOST")
     mcp_port: int | None = Field(None, alias="LUGH_MCP_PORT", ge=1, le=65535)
     mcp_token: SecretStr | None = Field(None, alias="LUGH_MCP_TOKEN")
+    mcp_allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, alias="LUGH_MCP_ALLOWED_HOSTS"
+    )
 
     bus: Literal["postgres", "redis"] = Field("postgres", alias="LUGH_BUS")
     redis_url: SecretStr | None = Field(None, alias="REDIS_URL")
@@ -99,6 +103,17 @@ class Settings(BaseSettings):
                     raise ValueError(f"must be numbers, got {part!r}")
                 ids.append(int(part))
             return ids
+        return value
+
+    @field_validator("mcp_allowed_hosts", mode="before")
+    @classmethod
+    def _parse_hosts(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            hosts = [h.strip() for h in value.split(",") if h.strip()]
+            for host in hosts:
+                if not re.fullmatch(r"[A-Za-z0-9.\-\[\]:]+", host):
+                    raise ValueError(f"must be host names (name or name:port), got {host!r}")
+            return hosts
         return value
 
     @field_validator("telegram_api_base_url", "anthropic_base_url", "openai_base_url")

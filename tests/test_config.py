@@ -59,6 +59,10 @@ def test_every_problem_is_reported_at_once_each_in_its_own_sentence():
         ),
         ({"LUGH_BUS": "redis"}, "REDIS_URL must be set when LUGH_BUS is redis."),
         ({"LUGH_EMBEDDER": "openai"}, "OPENAI_API_KEY must be set when LUGH_EMBEDDER is openai."),
+        (
+            {"LUGH_MCP_ALLOWED_HOSTS": "localhost, evil host"},
+            "LUGH_MCP_ALLOWED_HOSTS must be host names (name or name:port), got 'evil host'.",
+        ),
     ],
 )
 def test_a_malformed_setting_is_refused_with_a_clear_sentence(env, sentence):
