@@ -29,7 +29,7 @@ SECRET = "sk-ant-api03-escape-canary-0123456789abcdef"
 WAIT_S = 10.0
 LIMITS = Limits(processes=64, memory_bytes=256 * MiB, cpu_seconds=2, file_size_bytes=16 * MiB,
                 tmp_bytes=32 * MiB, output_bytes=16 * 1024)
-pytestmark = pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is not installed")
+# bubblewrap is installed by the test setup (scripts/system-deps.sh); without it these must fail.
 
 
 @dataclass
