@@ -7,7 +7,7 @@ costs a poll period, never a task.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, Protocol
 
 import asyncpg
@@ -67,23 +67,65 @@ def needs_relay(bus: object | None) -> bool:
     return bus is not None and not getattr(bus, "hears_sql_notify", True)
 
 
-async def relay(
-    bus: Bus, rows: Iterable[Mapping[str, Any]], *, channels: Mapping[str, str]
-) -> None:
-    """Publish the notes a committed statement returned (column → channel) to `bus`.
+async def relay(bus: Bus, notes: Iterable[tuple[str, str]]) -> None:
+    """Publish notes of a committed change to `bus`, now.
 
     Never raises: the change is committed, and subscribers poll for what a bus cannot carry.
     """
     try:
-        for row in rows:
-            for column, channel in channels.items():
-                note = row.get(column)
-                if note is not None:
-                    await bus.publish(channel, note)
+        for channel, payload in notes:
+            await bus.publish(channel, payload)
     except BusUnavailable:
         pass  # the bus logs its own outages
-    except Exception:
-        log.exception("cannot relay a committed change to the bus")
+    except Exception as exc:
+        log.warning("cannot relay a committed change to the bus", error=repr(exc))
+
+
+Note = tuple[str, str]  # (channel, payload)
+
+
+class Announcer:
+    """Sends notes of changes already committed, off the caller's path: notes that pile up while
+    one send is in flight go out together in the next. A note only says "look again", so one
+    lost to a failure costs its subscribers a poll, never a task."""
+
+    def __init__(self, send: Callable[[list[Note]], Awaitable[None]]) -> None:
+        self._send = send
+        self._pending: list[Note] = []
+        self._sending: asyncio.Task[None] | None = None
+
+    def announce(self, notes: Iterable[Note]) -> None:
+        self._pending.extend(notes)
+        if self._pending and self._sending is None:
+            self._sending = asyncio.create_task(self._drain(), name="announce")
+
+    async def flush(self) -> None:
+        """Wait until every note announced so far has been sent (or given up on)."""
+        while self._sending is not None:
+            await asyncio.shield(self._sending)
+
+    async def _drain(self) -> None:
+        try:
+            while self._pending:
+                batch, self._pending = self._pending, []
+                try:
+                    await self._send(batch)
+                except BusUnavailable:
+                    pass  # the bus logs its own outages
+                except Exception as exc:
+                    log.warning("cannot announce committed changes", error=repr(exc))
+        finally:
+            self._sending = None
+
+
+def notes_of(rows: Iterable[Mapping[str, Any]], channels: Mapping[str, str]) -> list[Note]:
+    """The (channel, payload) notes a statement returned, by column → channel."""
+    return [
+        (channel, row[column])
+        for row in rows
+        for column, channel in channels.items()
+        if row.get(column) is not None
+    ]
 
 
 def make_bus(

@@ -14,7 +14,7 @@ from typing import Any, cast
 import asyncpg
 
 from lugh.db import queries
-from lugh.tasks.bus import Bus, needs_relay, relay
+from lugh.tasks.bus import Bus, needs_relay, notes_of, relay
 from lugh.tasks.listener import Listener
 from lugh.tasks.waiting import wait_event
 
@@ -109,7 +109,7 @@ class Events:
 
     async def _announce(self, row: asyncpg.Record | None) -> None:
         if self._relay_to is not None and row is not None:
-            await relay(self._relay_to, [row], channels={"event_note": EVENTS_CHANNEL})
+            await relay(self._relay_to, notes_of([row], {"event_note": EVENTS_CHANNEL}))
 
     def subscribe(
         self, after_id: int | None = None, *, task_id: int | None = None

@@ -10,7 +10,7 @@ from typing import Any
 import asyncpg
 
 from lugh.db import queries
-from lugh.tasks.bus import Bus, needs_relay, relay
+from lugh.tasks.bus import Announcer, Bus, Note, needs_relay, notes_of, relay
 from lugh.tasks.events import EVENTS_CHANNEL
 from lugh.tasks.model import (
     CANCELLABLE,
@@ -26,7 +26,7 @@ from lugh.tasks.model import (
 
 Q = queries.load(__file__, "queue")
 TASKS_CHANNEL = "lugh_tasks"
-# The columns in which each statement returns what it announced by NOTIFY, and their channels.
+# The columns in which each statement returns its notes, and the channel of each.
 NOTES = {"task_note": TASKS_CHANNEL, "event_note": EVENTS_CHANNEL}
 
 Connection = asyncpg.Connection | asyncpg.pool.PoolConnectionProxy
@@ -48,8 +48,9 @@ class Backoff:
 class TaskQueue:
     """Tasks in Postgres: every move is one atomic statement that also records and announces it.
 
-    Announced by NOTIFY in the statement; with a `bus` that does not hear NOTIFY (Redis), also
-    published there once the statement has committed.
+    Rare moves NOTIFY in their statement; claims and completions are announced just after their
+    commit (see sql/queue.sql). With a `bus` that does not hear NOTIFY (Redis), every note is
+    published there instead, once its statement has committed.
     """
 
     def __init__(
@@ -59,6 +60,7 @@ class TaskQueue:
         self.backoff = backoff or Backoff()
         self.bus = bus
         self._relay_to = bus if needs_relay(bus) else None
+        self._announcer = Announcer(self._send_notes)
 
     async def enqueue(
         self,
@@ -93,7 +95,7 @@ class TaskQueue:
         except asyncpg.ForeignKeyViolationError as exc:
             raise _missing_reference(exc, project_id, agent_id, parent_id) from None
         if row is not None and conn is None:
-            await self._announce(row)
+            await self._relay(row)
         if row is None:  # the dedupe key is taken
             row = await db.fetchrow(Q.by_dedupe_key, dedupe_key)
             if row is None:
@@ -107,7 +109,7 @@ class TaskQueue:
 
     async def claim_many(self, worker_id: str, lease_s: float, limit: int) -> list[Task]:
         rows = await self.pool.fetch(Q.claim, worker_id, lease_s, limit)
-        await self._announce(*rows)
+        self._announce(rows)
         return [Task.from_row(r) for r in rows]
 
     async def next_due_in(self) -> float | None:
@@ -134,7 +136,8 @@ class TaskQueue:
             raise ValueError(f"a task cannot be completed as {status}")
         encoded = None if result is None else json.dumps(result)
         row = await self.pool.fetchrow(Q.complete, task_id, token, status.value, encoded, error)
-        await self._announce(row)
+        if row is not None:
+            self._announce([row])
         return row is not None
 
     async def fail_attempt(
@@ -145,19 +148,19 @@ class TaskQueue:
         row = await self.pool.fetchrow(
             Q.fail_attempt, task_id, token, error, retry, *self.backoff.params()
         )
-        await self._announce(row)
+        await self._relay(row)
         return None if row is None else Task.from_row(row)
 
     async def release(self, task_id: int, token: int) -> bool:
         """Give a running task back to the queue for another worker, attempt not counted."""
         row = await self.pool.fetchrow(Q.release, task_id, token)
-        await self._announce(row)
+        await self._relay(row)
         return row is not None
 
     async def requeue_expired(self) -> list[Task]:
         """Requeue (with backoff) or fail the tasks whose worker stopped renewing its lease."""
         rows = await self.pool.fetch(Q.requeue_expired, *self.backoff.params())
-        await self._announce(*rows)
+        await self._relay(*rows)
         return [Task.from_row(r) for r in rows]
 
     async def cancel(self, task_id: int, *, reason: str | None = None) -> Task:
@@ -206,9 +209,24 @@ class TaskQueue:
         )
         return [Task.from_row(r) for r in rows]
 
-    async def _announce(self, *rows: asyncpg.Record | None) -> None:
+    async def announced(self) -> None:
+        """Wait until the claims and completions made so far have been announced."""
+        await self._announcer.flush()
+
+    async def _relay(self, *rows: asyncpg.Record | None) -> None:
+        """Tell a bus that does not hear NOTIFY what a committed statement NOTIFYed."""
         if self._relay_to is not None:
-            await relay(self._relay_to, [r for r in rows if r is not None], channels=NOTES)
+            await relay(self._relay_to, notes_of([r for r in rows if r is not None], NOTES))
+
+    def _announce(self, rows: list[asyncpg.Record]) -> None:
+        """Announce the notes of a committed claim or completion, which did not NOTIFY."""
+        self._announcer.announce(notes_of(rows, NOTES))
+
+    async def _send_notes(self, notes: list[Note]) -> None:
+        if self._relay_to is not None:
+            await relay(self._relay_to, notes)
+        else:
+            await self.pool.execute(Q.notify, [c for c, _ in notes], [p for _, p in notes])
 
     async def _move(
         self,
@@ -225,7 +243,7 @@ class TaskQueue:
             Q.move, task_id, sorted(allowed), to.value, json.dumps(data), encoded
         )
         if row is not None:
-            await self._announce(row)
+            await self._relay(row)
             return Task.from_row(row)
         current = await self.get(task_id)
         if current is None:

@@ -116,6 +116,7 @@ class RedisBus:
             await self._writer.xadd(
                 self.stream(channel), {FIELD: payload}, maxlen=self.maxlen, approximate=True
             )
+            _honour_swallowed_cancel()
         except _LOST as exc:
             self._down_until = loop.time() + self.timeout_s
             if not self._publish_failing:
@@ -163,6 +164,7 @@ class RedisBus:
         loop = asyncio.get_running_loop()
         await reader.ping()
         while True:
+            _honour_swallowed_cancel()
             self._kick.clear()
             new = [c for c in self._callbacks if c not in listening]
             for channel in new:
@@ -287,6 +289,14 @@ class RedisBus:
                 callback(payload)
             except Exception:
                 log.exception("bus callback failed", channel=channel)
+
+
+def _honour_swallowed_cancel() -> None:
+    # redis-py can swallow a cancellation that lands mid-command (redis/redis-py#2028 and its
+    # kin; seen here with 8.x on XACK): honour it, or a component told to stop would run on.
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
 
 
 def _streams(reply: Any) -> list[tuple[str, list[Any]]]:

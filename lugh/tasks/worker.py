@@ -112,6 +112,7 @@ class WorkerPool:
             with contextlib.suppress(asyncio.CancelledError):
                 await sweeper
             await self._abandon_all()
+            await self.queue.announced()  # the last completions' notes, before we go
 
     async def stop(self) -> None:
         """Claim nothing more; let running tasks finish for `grace_s`, then release them."""

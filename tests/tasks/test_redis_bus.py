@@ -190,3 +190,28 @@ async def test_a_process_leaving_drops_its_own_group_and_prunes_those_of_dead_on
         assert await raw.xinfo_groups(stream) == []
     finally:
         await raw.aclose()
+
+
+async def test_a_bus_cancelled_while_it_acknowledges_a_message_stops(
+    redis_server: RedisServer, redis_prefix: str
+):
+    bus = bus_on(redis_server, redis_prefix)
+    runner: asyncio.Task[None] | None = None
+    inbox = Inbox()
+
+    def cancel_on_message(payload: str | None) -> None:
+        inbox(payload)
+        if payload is not None and runner is not None:
+            runner.cancel()  # lands on the XACK that follows this callback
+
+    bus.subscribe("lugh_tasks", cancel_on_message)
+    runner = asyncio.create_task(bus.run())
+    try:
+        await inbox.wait_for(None)
+        await bus.publish("lugh_tasks", "stop")
+        done, _ = await asyncio.wait({runner}, timeout=WAIT_S)
+        assert runner in done and runner.cancelled()
+    finally:
+        runner.cancel()
+        await asyncio.gather(runner, return_exceptions=True)
+        await bus.aclose()

@@ -1,8 +1,11 @@
--- The task queue. Every transition is ONE statement: it moves the task, appends its task_events
--- row and notifies `lugh_events` (payload {"id", "task_id", "kind"}), so it is atomic without an
--- explicit transaction and costs one round trip. NOTIFY is sent only from here, never a trigger.
--- Each statement also returns what it announced (`task_note` for `lugh_tasks`, `event_note` for
--- `lugh_events`), for a bus that does not hear NOTIFY (Redis) to be told after the commit.
+-- The task queue. Every transition is ONE statement: it moves the task and appends its
+-- task_events row, so it is atomic without an explicit transaction and costs one round trip.
+-- Each returns its notes (`task_note` for `lugh_tasks`: a task id; `event_note` for `lugh_events`:
+-- {"id", "task_id", "kind"}). The rare moves NOTIFY them in the statement itself (never from a
+-- trigger); the hot ones, claim and complete, do not: a notifying commit holds a cluster-wide
+-- lock until its WAL is flushed, which would serialise every worker's commits behind one another.
+-- Their notes are sent after the commit (TaskQueue announces them), and a bus that does not hear
+-- NOTIFY (Redis) is told of the others' after the commit too.
 
 -- name: enqueue
 -- $1 project, $2 title, $3 body, $4 agent, $5 parent, $6 priority, $7 source, $8 dedupe key,
@@ -38,6 +41,9 @@ FROM tasks t WHERE t.dedupe_key = $1;
 -- name: claim
 -- $1 worker, $2 lease seconds, $3 how many. Highest priority first, then oldest; a task is
 -- claimable when queued, due, and every task it depends on is done.
+-- Committed without waiting for the WAL flush: a claim lost in a crash leaves its task queued,
+-- which is where it was. So that a lost claim's token is never handed out again (two workers
+-- would hold one fencing token), a token is at least the claim time in microseconds.
 WITH next AS (
     SELECT t.id FROM tasks t
     WHERE t.status = 'queued' AND t.run_after <= now()
@@ -49,7 +55,8 @@ WITH next AS (
     FOR UPDATE OF t SKIP LOCKED
 ), claimed AS (
     UPDATE tasks t
-    SET status = 'running', attempts = t.attempts + 1, lease_token = t.lease_token + 1,
+    SET status = 'running', attempts = t.attempts + 1,
+        lease_token = greatest(t.lease_token + 1, (extract(epoch FROM now()) * 1e6)::bigint),
         lease_owner = $1, lease_expires_at = now() + make_interval(secs => $2::float8),
         started_at = now(), updated_at = now()
     FROM next WHERE t.id = next.id
@@ -62,8 +69,8 @@ WITH next AS (
     RETURNING id, task_id, kind,
               json_build_object('id', id, 'task_id', task_id, 'kind', kind)::text AS note
 )
-SELECT claimed.*,
-       event.note AS event_note, pg_notify('lugh_events', event.note)::text AS notified
+SELECT claimed.*, event.note AS event_note,
+       set_config('synchronous_commit', 'off', true) AS synchronous_commit
 FROM claimed JOIN event ON event.task_id = claimed.id
 ORDER BY claimed.priority DESC, claimed.id;
 
@@ -100,10 +107,7 @@ WITH finished AS (
     RETURNING id, task_id, kind,
               json_build_object('id', id, 'task_id', task_id, 'kind', kind)::text AS note
 )
-SELECT finished.*,
-       event.note AS event_note, pg_notify('lugh_events', event.note)::text AS notified,
-       woke.note AS task_note,
-       CASE WHEN woke.note IS NOT NULL THEN pg_notify('lugh_tasks', woke.note)::text END AS woke
+SELECT finished.*, event.note AS event_note, woke.note AS task_note
 FROM finished JOIN event ON event.task_id = finished.id
 LEFT JOIN LATERAL (  -- a dependent may have become claimable
     SELECT d.task_id::text AS note FROM task_dependencies d
@@ -257,3 +261,8 @@ WHERE ($1::bigint IS NULL OR t.project_id = $1)
   AND ($5::bigint IS NULL OR t.id < $5)
 ORDER BY t.id DESC
 LIMIT $6;
+
+-- name: notify
+-- Send notes after the change they announce has committed: $1 channels, $2 payloads, pairwise.
+SELECT pg_notify(note.channel, note.payload)
+FROM unnest($1::text[], $2::text[]) AS note(channel, payload);
