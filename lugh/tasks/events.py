@@ -54,6 +54,20 @@ def parse_notification(payload: str | None) -> dict[str, Any] | None:
     return note if isinstance(note, dict) else None
 
 
+def parse_notes(payload: str | None) -> list[dict[str, Any]]:
+    """The notes of a `lugh_events` payload: one {"id", "task_id", "kind"} object, or a JSON
+    array of them (changes announced together); empty when it is neither."""
+    if not payload:
+        return []
+    try:
+        notes = json.loads(payload)
+    except ValueError:
+        return []
+    if isinstance(notes, dict):
+        return [notes]
+    return [n for n in notes if isinstance(n, dict)] if isinstance(notes, list) else []
+
+
 class Events:
     """Publish task events and follow them, with a replay that misses nothing after a reconnect.
 
@@ -156,8 +170,10 @@ class Subscription:
         return self._buffer.popleft()
 
     def _notified(self, payload: str | None) -> None:
-        note = parse_notification(payload)
-        if note is None or self._task_id is None or note.get("task_id") == self._task_id:
+        notes = parse_notes(payload)
+        if self._task_id is None or not notes or any(
+            note.get("task_id") == self._task_id for note in notes
+        ):
             self._wake.set()
 
     async def _fill(self) -> None:

@@ -116,7 +116,8 @@ class Task:
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> Task:
-        values = {name: row[name] for name in _FIELDS if name in row.keys()}
+        present = _NAMES.intersection(row.keys())
+        values = {name: row[name] for name in present}
         values["status"] = TaskStatus(values["status"])
         for name in ("options", "result"):
             if isinstance(values.get(name), str):
@@ -127,3 +128,4 @@ class Task:
 
 
 _FIELDS = tuple(f.name for f in dataclasses.fields(Task))
+_NAMES = frozenset(_FIELDS)

@@ -34,6 +34,17 @@ COMPLETIONS = frozenset({TaskStatus.AWAITING_REVIEW, TaskStatus.DONE, TaskStatus
 
 
 @dataclass(frozen=True)
+class Outcome:
+    """How a worker ended a task it held under lease `token`."""
+
+    task_id: int
+    token: int
+    status: TaskStatus = TaskStatus.DONE
+    result: Any = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
 class Backoff:
     """Delay before retry n (1-based): base·2^(n-1) seconds, capped, spread by ± jitter."""
 
@@ -107,19 +118,33 @@ class TaskQueue:
         claimed = await self.claim_many(worker_id, lease_s, 1)
         return claimed[0] if claimed else None
 
-    async def claim_many(self, worker_id: str, lease_s: float, limit: int) -> list[Task]:
-        rows = await self.pool.fetch(Q.claim, worker_id, lease_s, limit)
+    async def claim_many(
+        self, worker_id: str, lease_s: float, limit: int, *, conn: Connection | None = None
+    ) -> list[Task]:
+        """Take up to `limit` claimable tasks at once, most urgent first."""
+        db = conn if conn is not None else self.pool
+        rows = await db.fetch(Q.claim, worker_id, lease_s, limit)
         self._announce(rows)
         return [Task.from_row(r) for r in rows]
 
-    async def next_due_in(self) -> float | None:
+    async def next_due_in(self, *, conn: Connection | None = None) -> float | None:
         """Seconds until the next queued task with its dependencies done is due (≤ 0: now)."""
-        return await self.pool.fetchval(Q.next_due)
+        return await (conn if conn is not None else self.pool).fetchval(Q.next_due)
 
     async def heartbeat(self, task_id: int, token: int, lease_s: float) -> bool:
         """Extend the lease; False when it is no longer this token's (expired and requeued,
         cancelled, finished)."""
-        return await self.pool.fetchval(Q.heartbeat, task_id, token, lease_s) is not None
+        return (task_id, token) in await self.heartbeat_many([(task_id, token)], lease_s)
+
+    async def heartbeat_many(
+        self, leases: Sequence[tuple[int, int]], lease_s: float
+    ) -> set[tuple[int, int]]:
+        """Extend several leases (task, token) in one statement; returns those still held."""
+        if not leases:
+            return set()
+        ids, tokens = zip(*leases)
+        rows = await self.pool.fetch(Q.heartbeat, list(ids), list(tokens), lease_s)
+        return {(r["id"], r["lease_token"]) for r in rows}
 
     async def complete(
         self,
@@ -131,14 +156,30 @@ class TaskQueue:
         error: str | None = None,
     ) -> bool:
         """Finish a running task; refused (False, nothing changed) when the token is stale."""
-        status = TaskStatus(status)
-        if status not in COMPLETIONS:
-            raise ValueError(f"a task cannot be completed as {status}")
-        encoded = None if result is None else json.dumps(result)
-        row = await self.pool.fetchrow(Q.complete, task_id, token, status.value, encoded, error)
-        if row is not None:
-            self._announce([row])
-        return row is not None
+        outcome = Outcome(task_id, token, TaskStatus(status), result, error)
+        return (task_id, token) in await self.complete_many([outcome])
+
+    async def complete_many(
+        self, outcomes: Sequence[Outcome], *, conn: Connection | None = None
+    ) -> set[tuple[int, int]]:
+        """Finish several running tasks in one statement; returns the (task, token) pairs that
+        were accepted (the others' tokens were stale, and nothing of theirs changed)."""
+        for o in outcomes:
+            if o.status not in COMPLETIONS:
+                raise ValueError(f"a task cannot be completed as {o.status}")
+        if not outcomes:
+            return set()
+        db = conn if conn is not None else self.pool
+        rows = await db.fetch(
+            Q.complete,
+            [o.task_id for o in outcomes],
+            [o.token for o in outcomes],
+            [TaskStatus(o.status).value for o in outcomes],
+            [None if o.result is None else json.dumps(o.result) for o in outcomes],
+            [o.error for o in outcomes],
+        )
+        self._announce(rows)
+        return {(r["id"], r["lease_token"]) for r in rows}
 
     async def fail_attempt(
         self, task_id: int, token: int, error: str, *, retry: bool = True
@@ -223,10 +264,11 @@ class TaskQueue:
         self._announcer.announce(notes_of(rows, NOTES))
 
     async def _send_notes(self, notes: list[Note]) -> None:
+        batched = batch_notes(notes)
         if self._relay_to is not None:
-            await relay(self._relay_to, notes)
+            await relay(self._relay_to, batched)
         else:
-            await self.pool.execute(Q.notify, [c for c, _ in notes], [p for _, p in notes])
+            await self.pool.execute(Q.notify, [c for c, _ in batched], [p for _, p in batched])
 
     async def _move(
         self,
@@ -265,3 +307,26 @@ def _missing_reference(
     if "parent" in constraint:
         return TaskError(f"There is no task #{parent_id} to be this task's parent.")
     return TaskError(f"A task this one depends on does not exist ({exc.detail}).")
+
+
+def batch_notes(notes: list[Note], max_bytes: int = 7000) -> list[Note]:
+    """Notes announced together, as one notification per channel (a JSON array of the notes'
+    payloads) where they fit a NOTIFY payload: fewer to send, to queue and to wake for."""
+    by_channel: dict[str, list[str]] = {}
+    for channel, payload in notes:
+        by_channel.setdefault(channel, []).append(payload)
+    batched: list[Note] = []
+    for channel, payloads in by_channel.items():
+        if channel == TASKS_CHANNEL:
+            batched.append((channel, payloads[0]))  # a wake-up: one says it all
+            continue
+        chunk: list[str] = []
+        size = 2
+        for payload in payloads:
+            if chunk and size + len(payload) + 1 > max_bytes:
+                batched.append((channel, f"[{','.join(chunk)}]"))
+                chunk, size = [], 2
+            chunk.append(payload)
+            size += len(payload) + 1
+        batched.append((channel, f"[{','.join(chunk)}]" if len(chunk) > 1 else chunk[0]))
+    return batched

@@ -26,7 +26,7 @@ from redis.retry import Retry
 from lugh.logs import get_logger
 from lugh.tasks.bus import BusUnavailable
 from lugh.tasks.listener import RECONNECT_BACKOFF_S, Callback
-from lugh.tasks.waiting import wait_event
+from lugh.tasks.waiting import to_the_end, wait_event
 
 log = get_logger("lugh.tasks.redis_bus")
 
@@ -150,10 +150,14 @@ class RedisBus:
                 await asyncio.sleep(self.backoff[min(failures, len(self.backoff) - 1)])
                 failures += 1
         finally:
-            with contextlib.suppress(*_LOST):
-                await asyncio.wait_for(self._leave(reader), self.timeout_s)
-            await reader.aclose()
-            await self.aclose()
+            await to_the_end(self._close(reader))
+
+    async def _close(self, reader: Redis) -> None:
+        with contextlib.suppress(*_LOST):
+            async with asyncio.timeout(self.timeout_s):
+                await self._leave(reader)
+        await reader.aclose()
+        await self.aclose()
 
     async def _serve(self, reader: Redis) -> None:
         listening: set[str] = set()
@@ -209,8 +213,9 @@ class RedisBus:
         finally:
             kicked.cancel()
             if not read.done():
-                read.cancel()
-        if read.cancelled():
+                read.cancel()  # redis-py may still finish it, failing once the group is gone
+                read.add_done_callback(_quietly)
+        if not read.done() or read.cancelled():
             return False
         try:
             reply = read.result()
@@ -289,6 +294,11 @@ class RedisBus:
                 callback(payload)
             except Exception:
                 log.exception("bus callback failed", channel=channel)
+
+
+def _quietly(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()  # retrieved, so that asyncio does not log it
 
 
 def _honour_swallowed_cancel() -> None:

@@ -7,18 +7,24 @@ import contextlib
 import os
 import secrets
 import socket
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+
+import asyncpg
 
 from lugh.logs import get_logger
 from lugh.tasks.bus import Bus
-from lugh.tasks.events import EVENTS_CHANNEL, Events, parse_notification
+from lugh.tasks.events import EVENTS_CHANNEL, Events, parse_notes
 from lugh.tasks.executor import ExecutionResult, Executor, TaskContext, TaskFailed
 from lugh.tasks.listener import Listener
 from lugh.tasks.model import Task, TaskStatus
-from lugh.tasks.queue import TASKS_CHANNEL, TaskQueue
-from lugh.tasks.waiting import wait_event
+from lugh.tasks.queue import TASKS_CHANNEL, Outcome, TaskQueue
+from lugh.tasks.waiting import to_the_end, wait_event
 
 log = get_logger("lugh.tasks.worker")
+
+# The moves that take a running task from its worker (any but a progress note or a claim).
+LEASE_ENDING = frozenset(TaskStatus) - {TaskStatus.RUNNING}
 
 
 def default_worker_id() -> str:
@@ -30,15 +36,48 @@ class Slot:
     task: Task
     ctx: TaskContext
     work: asyncio.Task[ExecutionResult] | None = None
-    check: asyncio.Event = field(default_factory=asyncio.Event)
+    check: bool = False  # renew (and so verify) the lease at the next look, not at its time
     stop_reason: str | None = None  # why we cancelled the executor, when we did
     release: bool = False  # give the task back to the queue once the executor has stopped
+
+    @property
+    def key(self) -> tuple[int, int]:
+        return (self.task.id, self.task.lease_token)
+
+
+class HeldConnection:
+    """One pool connection kept by a loop that runs one statement after another: no acquire,
+    release and reset per statement. After any failure it is given back and a fresh one taken."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+        self._conn: asyncpg.pool.PoolConnectionProxy | None = None
+
+    @contextlib.asynccontextmanager
+    async def use(self) -> AsyncIterator[asyncpg.pool.PoolConnectionProxy]:
+        if self._conn is None:
+            self._conn = await self.pool.acquire()
+        try:
+            yield self._conn
+        except BaseException:
+            await self.give_back()
+            raise
+
+    async def give_back(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                await self.pool.release(conn)
 
 
 class WorkerPool:
     """Runs queued tasks with `slots` at a time: woken through `listener` (the process's bus:
     a Listener or any Bus), polling every `poll_s` anyway.
 
+    A slot is an executor running. One loop claims into every free slot in one statement, one
+    records how executors ended (their completions in one statement, the slot already free for
+    the next task), one renews every lease in one statement: under load, claims and completions
+    batch themselves; idle, a NOTIFY wakes one query, not N.
     `stop()` claims nothing more, gives running tasks `grace_s` to finish, then cancels them and
     releases them to the queue for another worker. Expired leases of any worker are swept here.
     """
@@ -73,14 +112,20 @@ class WorkerPool:
         self.worker_id = worker_id or default_worker_id()
         # By (task, token): after a starved heartbeat lets the lease lapse, this pool may claim
         # the same task again while its stale run is still winding down.
-        self._running: dict[tuple[int, int], Slot] = {}
-        self._slot_tasks: set[asyncio.Task[None]] = set()
+        self._running: dict[tuple[int, int], Slot] = {}  # leased here: executing or ending
+        self._held: dict[int, int] = {}  # how many of `_running` each task id has
+        self._executing = 0
         self._wake = asyncio.Event()
-        self._full = False  # the claim loop found no free slot: wake it when one frees up
+        self._full = False  # the last claim filled every slot: the queue may hold more
+        self._finished: list[Slot] = []  # executors done, outcome not yet recorded
+        self._finishing = asyncio.Event()
+        self._check = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
         self._stopping = False
         self._drained = asyncio.Event()
+        self._claims = HeldConnection(queue.pool)
+        self._records = HeldConnection(queue.pool)
 
     @property
     def running(self) -> list[Task]:
@@ -88,7 +133,7 @@ class WorkerPool:
 
     @property
     def idle(self) -> bool:
-        """No slot is busy (running a task or claiming the next)."""
+        """No task is held: none running, none whose end is still being recorded."""
         return self._idle.is_set()
 
     async def run(self) -> None:
@@ -98,7 +143,11 @@ class WorkerPool:
                 self.listener.subscribe(TASKS_CHANNEL, self._on_tasks),
                 self.listener.subscribe(EVENTS_CHANNEL, self._on_event),
             ]
-        sweeper = asyncio.create_task(self._sweep(), name=f"{self.worker_id}:sweeper")
+        loops = [
+            asyncio.create_task(self._record_outcomes(), name=f"{self.worker_id}:outcomes"),
+            asyncio.create_task(self._keep_leases(), name=f"{self.worker_id}:leases"),
+            asyncio.create_task(self._sweep(), name=f"{self.worker_id}:sweeper"),
+        ]
         try:
             while not self._stopping:
                 self._wake.clear()
@@ -108,11 +157,18 @@ class WorkerPool:
         finally:
             for stop_listening in unsubscribe:
                 stop_listening()
-            sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sweeper
-            await self._abandon_all()
-            await self.queue.announced()  # the last completions' notes, before we go
+            await to_the_end(self._wind_down(loops))
+
+    async def _wind_down(self, loops: list[asyncio.Task[None]]) -> None:
+        await self._abandon_all()  # the outcomes loop still runs, to release them
+        for loop in loops:
+            loop.cancel()
+        await asyncio.gather(*loops, return_exceptions=True)
+        await self._claims.give_back()
+        await self._records.give_back()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(5.0):
+                await self.queue.announced()  # the last claims' and completions' notes
 
     async def stop(self) -> None:
         """Claim nothing more; let running tasks finish for `grace_s`, then release them."""
@@ -128,100 +184,116 @@ class WorkerPool:
     async def _fill_slots(self) -> float:
         """Claim into the free slots; return how long to wait before looking again."""
         self._full = False
+        free = self.slots - self._executing
+        if self._stopping or free <= 0:
+            self._full = free <= 0
+            return self.poll_s
         try:
-            while not self._stopping and (free := self.slots - len(self._slot_tasks)) > 0:
-                claimed = await self.queue.claim_many(self.worker_id, self.lease_s, free)
+            async with self._claims.use() as conn:
+                claimed = await self.queue.claim_many(self.worker_id, self.lease_s, free, conn=conn)
                 for task in claimed:
-                    if self._stopping:  # stop() came while the claim was in flight
-                        await self.queue.release(task.id, task.lease_token)
-                    else:
-                        self._start(task)
-                if len(claimed) < free:
-                    due = await self.queue.next_due_in()
-                    return self.poll_s if due is None else min(self.poll_s, max(due, 0.01))
-            self._full = True
+                    self._start(task)
+                if len(claimed) == free:
+                    self._full = True
+                    return self.poll_s
+                due = await self.queue.next_due_in(conn=conn)
         except Exception as exc:  # the loop must outlive any one failure; it retries
             log.warning("cannot claim tasks; will retry", error=repr(exc))
-        return self.poll_s
+            return self.poll_s
+        return self.poll_s if due is None else min(self.poll_s, max(due, 0.01))
 
     def _start(self, task: Task) -> None:
-        self._idle.clear()
-        runner = asyncio.create_task(self._serve(task), name=f"slot:{task.id}")
-        self._slot_tasks.add(runner)
-        runner.add_done_callback(self._slot_done)
-
-    def _slot_done(self, runner: asyncio.Task[None]) -> None:
-        self._slot_tasks.discard(runner)
-        if not self._slot_tasks:
-            self._idle.set()
-        # A slot ends when its own claim found nothing, so the claim loop need not look again,
-        # unless it was woken while every slot was busy (that task may still be waiting).
-        if self._full or runner.cancelled() or runner.exception() is not None:
-            self._wake.set()
-
-    async def _serve(self, task: Task | None) -> None:
-        # A busy slot claims its next task itself, so under load claims run in parallel;
-        # idle slots are filled by the one claim loop, so a NOTIFY wakes one query, not N.
-        while task is not None:
-            await self._run(task)
-            task = await self._claim_next()
-
-    async def _claim_next(self) -> Task | None:
-        if self._stopping:
-            return None
-        try:
-            task = await self.queue.claim(self.worker_id, self.lease_s)
-            if task is not None and self._stopping:
-                await self.queue.release(task.id, task.lease_token)
-                return None
-        except Exception as exc:
-            log.warning("cannot claim tasks; will retry", error=repr(exc))
-            return None
-        return task
-
-    async def _run(self, task: Task) -> None:
         slot = Slot(task, TaskContext(task, self.queue, self.events, self.lease_s))
-        self._running[task.id, task.lease_token] = slot
+        if self._stopping:  # stop() came while the claim was in flight
+            slot.stop_reason, slot.release = "the worker is stopping", True
+            self._hold(slot)
+            self._finish(slot)
+            return
         log.info("task started", task=task.id, attempt=task.attempts, worker=self.worker_id)
+        self._hold(slot)
+        self._executing += 1
         slot.work = asyncio.create_task(
             self.executor.execute(task, slot.ctx), name=f"execute:{task.id}"
         )
-        beat = asyncio.create_task(self._heartbeat(slot))
+        slot.work.add_done_callback(lambda _work: self._executed(slot))
+
+    def _executed(self, slot: Slot) -> None:
+        self._executing -= 1
+        # Only when the last claim filled every slot may the queue hold more for this one;
+        # otherwise new work comes with a notification (or the poll).
+        if self._full:
+            self._wake.set()
+        self._finish(slot)
+
+    def _finish(self, slot: Slot) -> None:
+        self._finished.append(slot)
+        self._finishing.set()
+
+    async def _record_outcomes(self) -> None:
+        """Record how the finished executors ended: completions together, in one statement."""
+        while True:
+            await self._finishing.wait()
+            self._finishing.clear()
+            batch, self._finished = self._finished, []
+            try:
+                completions: list[tuple[Slot, Outcome]] = []
+                for slot in batch:
+                    outcome = await self._outcome(slot)
+                    if outcome is not None:
+                        completions.append((slot, outcome))
+                if completions:
+                    await self._complete(completions)
+            except Exception:  # the loop must outlive any one failure; leases cover the loss
+                log.exception("cannot record how tasks ended")
+            finally:
+                for slot in batch:
+                    self._end(slot)
+
+    async def _outcome(self, slot: Slot) -> Outcome | None:
+        """The completion to record for a finished slot; failures and releases are done here."""
+        task, work = slot.task, slot.work
         try:
-            await self._finish(slot)
+            if work is None or work.cancelled():
+                if slot.stop_reason is None:
+                    await self._fail(task, "The executor was cancelled.")
+                    return None
+                log.info("task stopped", task=task.id, reason=slot.stop_reason)
+                if slot.release and await self.queue.release(task.id, task.lease_token):
+                    log.info("task released to the queue", task=task.id)
+                return None
+            exc = work.exception()
+            if isinstance(exc, TaskFailed):
+                await self._fail(task, str(exc), retry=exc.retry)
+                return None
+            if exc is not None:
+                log.error(
+                    "task attempt failed", task=task.id, attempt=task.attempts, exc_info=exc
+                )
+                await self._fail(task, f"{type(exc).__name__}: {exc}")
+                return None
         except Exception as exc:
             # The outcome is lost (with the connection, most likely); the lease will expire and
             # the sweeper requeues the task, so it runs again rather than vanishing.
             log.warning("cannot record the task's outcome", task=task.id, error=repr(exc))
-        finally:
-            beat.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await beat
-            del self._running[task.id, task.lease_token]
+            return None
+        done = work.result()
+        return Outcome(task.id, task.lease_token, TaskStatus(done.status), done.result)
 
-    async def _finish(self, slot: Slot) -> None:
-        task, token = slot.task, slot.task.lease_token
-        assert slot.work is not None
+    async def _complete(self, completions: list[tuple[Slot, Outcome]]) -> None:
         try:
-            outcome = await slot.work
-        except asyncio.CancelledError:
-            if slot.stop_reason is None:
-                raise  # the pool itself is being cancelled
-            log.info("task stopped", task=task.id, reason=slot.stop_reason)
-            if slot.release and await self.queue.release(task.id, token):
-                log.info("task released to the queue", task=task.id)
+            async with self._records.use() as conn:
+                accepted = await self.queue.complete_many([o for _, o in completions], conn=conn)
+        except Exception as exc:  # lost outcomes: the leases expire and the tasks run again
+            tasks = [slot.task.id for slot, _ in completions]
+            log.warning("cannot record the tasks' outcomes", tasks=tasks, error=repr(exc))
             return
-        except TaskFailed as exc:
-            await self._fail(task, str(exc), retry=exc.retry)
-            return
-        except Exception as exc:
-            log.exception("task attempt failed", task=task.id, attempt=task.attempts)
-            await self._fail(task, f"{type(exc).__name__}: {exc}")
-            return
-        if await self.queue.complete(task.id, token, outcome.status, result=outcome.result):
-            log.info("task finished", task=task.id, status=outcome.status)
-        else:
-            log.warning("completion refused: the lease was lost", task=task.id, token=token)
+        for slot, outcome in completions:
+            if slot.key in accepted:
+                log.info("task finished", task=slot.task.id, status=outcome.status)
+            else:
+                log.warning(
+                    "completion refused: the lease was lost", task=slot.task.id, token=slot.key[1]
+                )
 
     async def _fail(self, task: Task, error: str, *, retry: bool = True) -> None:
         moved = await self.queue.fail_attempt(task.id, task.lease_token, error, retry=retry)
@@ -230,18 +302,46 @@ class WorkerPool:
         elif moved.status is TaskStatus.FAILED:
             log.warning("task failed", task=task.id, attempts=moved.attempts, error=error)
 
-    async def _heartbeat(self, slot: Slot) -> None:
+    def _hold(self, slot: Slot) -> None:
+        self._running[slot.key] = slot
+        self._held[slot.task.id] = self._held.get(slot.task.id, 0) + 1
+        self._idle.clear()
+
+    def _end(self, slot: Slot) -> None:
+        if self._running.pop(slot.key, None) is not None:
+            left = self._held.pop(slot.task.id) - 1
+            if left:
+                self._held[slot.task.id] = left
+        if not self._running:
+            self._idle.set()
+
+    async def _keep_leases(self) -> None:
+        """Renew every lease together each `heartbeat_s`, and at once the ones a notification
+        says may be gone; stop the executors whose lease is lost."""
+        loop = asyncio.get_running_loop()
+        renew_at = loop.time() + self.heartbeat_s
         while True:
-            await wait_event(slot.check, self.heartbeat_s)
-            slot.check.clear()
-            try:
-                ours = await slot.ctx.heartbeat()
-            except Exception as exc:  # a passing fault; the lease outlives a few misses
-                log.warning("heartbeat failed; will retry", task=slot.task.id, error=repr(exc))
+            await wait_event(self._check, max(renew_at - loop.time(), 0))
+            self._check.clear()
+            if loop.time() >= renew_at:
+                renew_at = loop.time() + self.heartbeat_s
+                due = list(self._running.values())
+            else:
+                due = [slot for slot in self._running.values() if slot.check]
+            due = [s for s in due if s.stop_reason is None and s.work and not s.work.done()]
+            for slot in due:
+                slot.check = False
+            if not due:
                 continue
-            if not ours:
-                self._stop_work(slot, "the task was cancelled or its lease expired")
-                return
+            try:
+                held = await self.queue.heartbeat_many([s.key for s in due], self.lease_s)
+            except Exception as exc:  # a passing fault; the leases outlive a few misses
+                log.warning("heartbeat failed; will retry", error=repr(exc))
+                continue
+            for slot in due:
+                if slot.key not in held:
+                    slot.ctx.lost.set()
+                    self._stop_work(slot, "the task was cancelled or its lease expired")
 
     def _stop_work(self, slot: Slot, reason: str, *, release: bool = False) -> None:
         if slot.stop_reason is None:
@@ -254,15 +354,22 @@ class WorkerPool:
         self._wake.set()
 
     def _on_event(self, payload: str | None) -> None:
-        note = parse_notification(payload)
         if payload is None:
             slots = list(self._running.values())  # notifications were lost: check every lease
-        elif note is not None and note.get("kind") != TaskStatus.RUNNING:
-            slots = [s for s in self._running.values() if s.task.id == note.get("task_id")]
         else:
-            return
+            # Only a move of a task held here can mean its lease is gone (cancelled, requeued).
+            moved = {
+                note.get("task_id")
+                for note in parse_notes(payload)
+                if note.get("kind") in LEASE_ENDING and note.get("task_id") in self._held
+            }
+            if not moved:
+                return
+            slots = [s for s in self._running.values() if s.task.id in moved]
         for slot in slots:
-            slot.check.set()
+            slot.check = True
+        if slots:
+            self._check.set()
 
     async def _sweep(self) -> None:
         if self.sweep_s is None:
@@ -281,8 +388,8 @@ class WorkerPool:
 
     async def _abandon_all(self) -> None:
         """The pool is going away without a graceful stop: stop executors, release their tasks."""
-        self._stopping = True  # or a slot would claim the very task it just released
+        self._stopping = True  # or a claim would take the very task just released
         for slot in list(self._running.values()):
             self._stop_work(slot, "the worker was cancelled", release=True)
-        if self._slot_tasks:
-            await asyncio.wait(set(self._slot_tasks), timeout=5.0)
+        if self._running:
+            await wait_event(self._idle, 5.0)

@@ -3,6 +3,8 @@ import asyncio
 import asyncpg
 
 from lugh.tasks import Events, TaskEvent, TaskQueue
+from lugh.tasks.events import parse_notes
+from lugh.tasks.queue import batch_notes
 
 from .conftest import WAIT_S
 
@@ -111,3 +113,28 @@ async def test_a_fenced_event_is_dropped_once_the_lease_is_gone(events: Events, 
     assert await events.publish_fenced(task.id, claimed.lease_token, "step") is not None
     await queue.cancel(task.id)
     assert await events.publish_fenced(task.id, claimed.lease_token, "step") is None
+
+
+def test_changes_announced_together_travel_as_one_notification_per_channel():
+    notes = [
+        ("lugh_events", '{"id": 1, "task_id": 7, "kind": "running"}'),
+        ("lugh_tasks", "9"),
+        ("lugh_events", '{"id": 2, "task_id": 8, "kind": "done"}'),
+        ("lugh_tasks", "10"),
+    ]
+
+    batched = dict(batch_notes(notes))
+
+    assert batched["lugh_tasks"] == "9"  # a wake-up: one is enough
+    assert [n["task_id"] for n in parse_notes(batched["lugh_events"])] == [7, 8]
+    assert parse_notes('{"id": 3, "task_id": 1, "kind": "queued"}')[0]["id"] == 3
+    assert parse_notes("not json") == [] and parse_notes(None) == []
+
+
+def test_a_batch_too_large_for_one_notify_is_split():
+    notes = [("lugh_events", '{"id": %d, "task_id": 1, "kind": "done"}' % i) for i in range(500)]
+
+    batched = batch_notes(notes, max_bytes=1000)
+
+    assert all(len(payload) <= 1000 for _, payload in batched) and len(batched) > 1
+    assert [n["id"] for _, p in batched for n in parse_notes(p)] == list(range(500))

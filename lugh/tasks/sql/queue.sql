@@ -85,20 +85,27 @@ WHERE t.status = 'queued'
       WHERE d.task_id = t.id AND dep.status <> 'done');
 
 -- name: heartbeat
-UPDATE tasks SET lease_expires_at = now() + make_interval(secs => $3::float8)
-WHERE id = $1 AND lease_token = $2 AND status = 'running'
-RETURNING lease_expires_at;
+-- Extend leases: $1 tasks, $2 their tokens (pairwise), $3 lease seconds. Returns those still held.
+UPDATE tasks t SET lease_expires_at = now() + make_interval(secs => $3::float8)
+FROM unnest($1::bigint[], $2::bigint[]) AS lease(id, token)
+WHERE t.id = lease.id AND t.lease_token = lease.token AND t.status = 'running'
+RETURNING t.id, t.lease_token;
 
 -- name: complete
--- $1 task, $2 token, $3 status (awaiting_review | done | failed), $4 result, $5 error.
--- Changes nothing unless the token is the current lease's.
-WITH finished AS (
-    UPDATE tasks
-    SET status = $3::text, result = coalesce($4::jsonb, result), error = $5,
+-- Finish running tasks: $1 tasks, $2 tokens, $3 statuses (awaiting_review | done | failed),
+-- $4 results (json text), $5 errors, pairwise. Each changes nothing unless its token is the
+-- current lease's; one statement (one commit, one WAL flush) for what a pool finished at once.
+WITH outcome AS (
+    SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[])
+        AS o(id, token, status, result, error)
+), finished AS (
+    UPDATE tasks t
+    SET status = o.status, result = coalesce(o.result::jsonb, t.result), error = o.error,
         lease_owner = NULL, lease_expires_at = NULL, updated_at = now(),
-        finished_at = CASE WHEN $3::text IN ('done', 'failed') THEN now() END
-    WHERE id = $1 AND lease_token = $2 AND status = 'running'
-    RETURNING *
+        finished_at = CASE WHEN o.status IN ('done', 'failed') THEN now() END
+    FROM outcome o
+    WHERE t.id = o.id AND t.lease_token = o.token AND t.status = 'running'
+    RETURNING t.id, t.lease_token, t.status, t.attempts, t.error
 ), event AS (
     INSERT INTO task_events (task_id, kind, data)
     SELECT id, status, jsonb_strip_nulls(jsonb_build_object(
@@ -107,7 +114,7 @@ WITH finished AS (
     RETURNING id, task_id, kind,
               json_build_object('id', id, 'task_id', task_id, 'kind', kind)::text AS note
 )
-SELECT finished.*, event.note AS event_note, woke.note AS task_note
+SELECT finished.id, finished.lease_token, event.note AS event_note, woke.note AS task_note
 FROM finished JOIN event ON event.task_id = finished.id
 LEFT JOIN LATERAL (  -- a dependent may have become claimable
     SELECT d.task_id::text AS note FROM task_dependencies d
