@@ -99,12 +99,16 @@ class Announcer:
         if self._pending and self._sending is None:
             self._sending = asyncio.create_task(self._drain(), name="announce")
 
+    async def _drain(self) -> None:
+        await asyncio.sleep(0)  # what the caller starts with the change goes first
+        await self._send_all()
+
     async def flush(self) -> None:
         """Wait until every note announced so far has been sent (or given up on)."""
         while self._sending is not None:
             await asyncio.shield(self._sending)
 
-    async def _drain(self) -> None:
+    async def _send_all(self) -> None:
         try:
             while self._pending:
                 batch, self._pending = self._pending, []
