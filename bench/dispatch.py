@@ -1,16 +1,22 @@
-"""Task dispatch latency and throughput against the floor Postgres allows, on one server.
+"""Task dispatch latency and throughput, against the floor Postgres allows and against pgqueuer.
 
-    python bench/dispatch.py [--dsn postgresql://...] [--samples 300] [--tasks 5000]
+    .venv/bin/pip install -e '.[bench]'
+    .venv/bin/python bench/dispatch.py [--samples 300] [--tasks 10000] [--synchronous-commit off]
 
-Prints one JSON line:
+Starts a throwaway embedded Postgres (and a throwaway redis-server when one is installed and no
+--redis-url is given) and prints one JSON line:
 - floor: a committed INSERT + NOTIFY, from the call until a LISTENing connection has it;
-- enqueue→claim p50/p99 (ms) with 1, 16 and 64 idle slots waiting in one worker pool (one
-  LISTEN connection per process, however many slots), each task enqueued alone;
-- claim+complete throughput (tasks/s) of a pool with 16 slots draining a preloaded queue;
-- pgqueuer's enqueue→start and throughput on the same server, when pgqueuer is importable.
-Without --dsn a throwaway embedded Postgres is started in a temporary directory; with
---async-commit that server does not wait for the WAL flush at commit (for a disk whose fsync
-hides everything else; the figures are then CPU and protocol only).
+- lugh enqueue→claim p50/p99 (ms) with 1, 16 and 64 idle slots waiting in one worker pool (one
+  LISTEN connection per process however many slots), each task enqueued alone;
+- lugh claim+complete throughput (tasks/s): a pool with 16 slots draining a preloaded queue;
+- pgqueuer on the same server (its own database, schema from its own installer): enqueue→start
+  with 1, 16 and 64 consumers waiting (QueueManagers, each with its connection, batch 10), and
+  the throughput of 16 consumers, batch 10, draining a preloaded queue;
+- the Redis bus: XADD → subscriber wake-up, and enqueue→claim with 16 slots woken through Redis
+  Streams (the claim is still Postgres's), and its throughput;
+- the issue's targets as ratios of figures from this same run.
+`synchronous_commit` (default on, Postgres's own default) is set server-wide, so for Lugh,
+pgqueuer and the floor alike.
 """
 
 from __future__ import annotations
@@ -19,10 +25,17 @@ import argparse
 import asyncio
 import contextlib
 import json
+import logging
+import os
+import shutil
+import socket
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +46,13 @@ from lugh.db.embedded import EmbeddedPostgres
 from lugh.db.migrations import migrate
 from lugh.logs import configure_logging
 from lugh.tasks import ExecutionResult, Listener, Task, TaskContext, TaskQueue, WorkerPool
+from lugh.tasks.redis_bus import RedisBus
+
+SETTLE_S = 0.02  # between latency samples, for every system alike: all consumers back waiting
+
+
+def say(what: str) -> None:
+    print(f"{time.strftime('%H:%M:%S')} {what}", file=sys.stderr, flush=True)
 
 
 def percentiles(samples_s: list[float]) -> dict[str, float]:
@@ -40,27 +60,74 @@ def percentiles(samples_s: list[float]) -> dict[str, float]:
     return {
         "p50_ms": round(statistics.median(ms), 3),
         "p99_ms": round(ms[min(len(ms) - 1, int(len(ms) * 0.99))], 3),
+        "n": len(ms),
     }
 
 
+def warm(samples: list[float]) -> list[float]:
+    return samples[len(samples) // 10 :]  # the first tenth warms caches and plans
+
+
 @contextlib.asynccontextmanager
-async def server(dsn: str | None, async_commit: bool) -> AsyncIterator[str]:
-    if dsn:
-        yield dsn
+async def postgres(tmp: Path, synchronous_commit: str) -> AsyncIterator[EmbeddedPostgres]:
+    pg = EmbeddedPostgres(tmp / "pg", delete_on_stop=True)
+    admin = await pg.start()
+    try:
+        conn = await asyncpg.connect(admin)
+        for name in ("bench_lugh", "bench_pgqueuer"):
+            await conn.execute(f"DROP DATABASE IF EXISTS {name}")
+            await conn.execute(f"CREATE DATABASE {name}")
+        await conn.execute(f"ALTER SYSTEM SET synchronous_commit = {synchronous_commit}")
+        await conn.execute("SELECT pg_reload_conf()")
+        await conn.close()
+        yield pg
+    finally:
+        await pg.stop()
+
+
+@contextlib.asynccontextmanager
+async def redis_server(tmp: Path, url: str | None) -> AsyncIterator[str | None]:
+    if url:
+        yield url
         return
-    with tempfile.TemporaryDirectory() as tmp:
-        pg = EmbeddedPostgres(Path(tmp) / "pg", delete_on_stop=True)
-        admin = await pg.start()
-        try:
-            conn = await asyncpg.connect(admin)
-            await conn.execute("CREATE DATABASE bench_dispatch")
-            if async_commit:
-                await conn.execute("ALTER SYSTEM SET synchronous_commit = off")
-                await conn.execute("SELECT pg_reload_conf()")
-            await conn.close()
-            yield pg.dsn("bench_dispatch")
-        finally:
-            await pg.stop()
+    binary = shutil.which("redis-server")
+    if binary is None:
+        yield None
+        return
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    process = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(tmp),
+         "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(0.01)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        process.terminate()
+        process.wait()
+
+
+async def server_settings(dsn: str) -> dict[str, Any]:
+    conn = await asyncpg.connect(dsn)
+    try:
+        names = ("server_version", "synchronous_commit", "fsync", "max_connections")
+        return {n: await conn.fetchval(f"SHOW {n}") for n in names}
+    finally:
+        await conn.close()
+
+
+# -- the floor -------------------------------------------------------------------------------
 
 
 async def floor(dsn: str, samples: int) -> dict[str, float]:
@@ -78,9 +145,13 @@ async def floor(dsn: str, samples: int) -> dict[str, float]:
         await sender.fetchval(sql)
         await got.get()
         times.append(time.perf_counter() - start)
+        await asyncio.sleep(SETTLE_S)
     await listener.close()
     await sender.close()
-    return percentiles(times[samples // 10 :])
+    return percentiles(warm(times))
+
+
+# -- Lugh ------------------------------------------------------------------------------------
 
 
 class Stopwatch:
@@ -96,96 +167,341 @@ class Stopwatch:
         return ExecutionResult("done")
 
 
+class Counter:
+    """An executor that counts the tasks it ran and says when it has run `n`."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.ran = 0
+        self.all_ran = asyncio.Event()
+
+    async def execute(self, task: Task, ctx: TaskContext) -> ExecutionResult:
+        self.ran += 1
+        if self.ran >= self.n:
+            self.all_ran.set()
+        return ExecutionResult("done")
+
+
 @contextlib.asynccontextmanager
 async def lugh_pool(
-    dsn: str, pool: asyncpg.Pool, slots: int, executor: Any
+    bus: Any, queue: TaskQueue, slots: int, executor: Any
 ) -> AsyncIterator[WorkerPool]:
-    listener = Listener(dsn)
-    workers = WorkerPool(
-        TaskQueue(pool), executor, listener=listener, slots=slots, poll_s=5.0, sweep_s=None
-    )
-    running = [asyncio.create_task(listener.run()), asyncio.create_task(workers.run())]
-    await listener.connected.wait()
+    workers = WorkerPool(queue, executor, listener=bus, slots=slots, poll_s=5.0, sweep_s=None)
+    running = [asyncio.create_task(bus.run()), asyncio.create_task(workers.run())]
+    await bus.connected.wait()
     try:
         yield workers
     finally:
         await workers.stop()
-        for task in running:
+        for task in reversed(running):  # the workers' last notes still go out on the bus
             task.cancel()
-        await asyncio.gather(*running, return_exceptions=True)
+            await asyncio.gather(task, return_exceptions=True)
 
 
 async def lugh_latency(
-    dsn: str, pool: asyncpg.Pool, project: int, slots: int, samples: int
+    make_bus: Callable[[], Any], pool: asyncpg.Pool, project: int, slots: int, samples: int
 ) -> dict[str, float]:
     watch = Stopwatch()
-    queue = TaskQueue(pool)
+    bus = make_bus()
+    queue = TaskQueue(pool, bus=bus)
     times = []
-    async with lugh_pool(dsn, pool, slots, watch) as workers:
+    async with lugh_pool(bus, queue, slots, watch) as workers:
         for _ in range(samples):
             while not workers.idle:  # every slot waiting again, as the figure says
                 await asyncio.sleep(0.001)
+            await asyncio.sleep(SETTLE_S)
             start = time.perf_counter()
             task = await queue.enqueue(project, "bench")
             arrived = watch.arrived.setdefault(task.id, asyncio.Event())
             await asyncio.wait_for(arrived.wait(), 10)
             times.append(watch.started[task.id] - start)
-    return percentiles(times[samples // 10 :])
+    return percentiles(warm(times))
 
 
-async def lugh_throughput(dsn: str, pool: asyncpg.Pool, project: int, n: int) -> float:
-    queue = TaskQueue(pool)
-    for start in range(0, n, 500):
-        batch = range(start, min(n, start + 500))
-        await asyncio.gather(*(queue.enqueue(project, "t") for _ in batch))
+async def lugh_throughput(
+    make_bus: Callable[[], Any], pool: asyncpg.Pool, project: int, n: int
+) -> float:
+    bus = make_bus()
+    queue = TaskQueue(pool, bus=bus)
+    await preload(n, lambda k: pool.executemany(
+        "INSERT INTO tasks (project_id, title) VALUES ($1, 'throughput')",
+        [(project,)] * k,
+    ))  # fmt: skip
+    await pool.execute("VACUUM ANALYZE tasks")  # as for pgqueuer's table: steady-state statistics
+    counter = Counter(n)
     began = time.perf_counter()
-    async with lugh_pool(dsn, pool, 16, Stopwatch()):
-        while await pool.fetchval("SELECT count(*) FROM tasks WHERE status <> 'done'"):
-            await asyncio.sleep(0.05)
-    return round(n / (time.perf_counter() - began))
+    async with lugh_pool(bus, queue, 16, counter) as workers:
+        await counter.all_ran.wait()
+        while not workers.idle:  # the last completions recorded
+            await asyncio.sleep(0.001)
+        elapsed = time.perf_counter() - began
+    left = await pool.fetchval("SELECT count(*) FROM tasks WHERE status <> 'done'")
+    if left:
+        raise RuntimeError(f"{left} of {n} tasks not done")
+    return round(n / elapsed)
+
+
+async def preload(n: int, insert: Callable[[int], Awaitable[Any]]) -> None:
+    for start in range(0, n, 1000):
+        await insert(min(1000, n - start))
+
+
+async def reset_lugh(dsn: str) -> int:
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute("TRUNCATE projects, tasks, task_events RESTART IDENTITY CASCADE")
+        await conn.execute("VACUUM ANALYZE tasks, task_events")
+        return await conn.fetchval(
+            "INSERT INTO projects (name, repo_path) VALUES ('bench', '/tmp/bench') RETURNING id"
+        )
+    finally:
+        await conn.close()
+
+
+# -- pgqueuer --------------------------------------------------------------------------------
+
+
+async def pgqueuer_install(dsn: str) -> None:
+    from pgqueuer import AsyncpgDriver, Queries
+
+    conn = await asyncpg.connect(dsn)
+    try:
+        await Queries(AsyncpgDriver(conn)).install()
+    finally:
+        await conn.close()
+
+
+async def pgqueuer_reset(dsn: str) -> None:
+    from pgqueuer import AsyncpgDriver, Queries
+
+    conn = await asyncpg.connect(dsn)
+    try:
+        queries = Queries(AsyncpgDriver(conn))
+        await queries.clear_queue()
+        await queries.clear_statistics_log()
+    finally:
+        await conn.close()
+
+
+@contextlib.asynccontextmanager
+async def pgqueuer_consumers(
+    dsn: str, n: int, on_job: Callable[[Any], None], mode: str = "continuous"
+) -> AsyncIterator[list[asyncio.Task[None]]]:
+    from pgqueuer import AsyncpgDriver, Queries, QueueManager
+    from pgqueuer.types import QueueExecutionMode
+
+    conns = [await asyncpg.connect(dsn) for _ in range(n)]
+    managers = [QueueManager(Queries(AsyncpgDriver(c))) for c in conns]
+    for qm in managers:
+
+        @qm.entrypoint("bench")
+        async def bench(job: Any) -> None:
+            on_job(job)
+
+    runs = [
+        asyncio.create_task(
+            qm.run(
+                batch_size=10,
+                mode=QueueExecutionMode(mode),
+                dequeue_timeout=timedelta(seconds=5),
+                log_aggregation_interval=timedelta(0),
+            )
+        )
+        for qm in managers
+    ]
+    try:
+        yield runs
+    finally:
+        for qm in managers:
+            qm.shutdown.set()
+        await asyncio.gather(*runs, return_exceptions=True)
+        for c in conns:
+            await c.close()
+
+
+async def pgqueuer_latency(dsn: str, consumers: int, samples: int) -> dict[str, float]:
+    from pgqueuer import AsyncpgDriver, Queries
+
+    await pgqueuer_reset(dsn)
+    started: dict[int, float] = {}
+    arrived: dict[int, asyncio.Event] = {}
+
+    def on_job(job: Any) -> None:
+        started[job.id] = time.perf_counter()
+        arrived.setdefault(job.id, asyncio.Event()).set()
+
+    sender = await asyncpg.connect(dsn)
+    queries = Queries(AsyncpgDriver(sender))
+    times = []
+    try:
+        async with pgqueuer_consumers(dsn, consumers, on_job):
+            await asyncio.sleep(0.5)  # every consumer past its start-up and LISTENing
+            for _ in range(samples):
+                await asyncio.sleep(SETTLE_S)
+                start = time.perf_counter()
+                (job_id,) = await queries.enqueue("bench", None)
+                await asyncio.wait_for(arrived.setdefault(job_id, asyncio.Event()).wait(), 10)
+                times.append(started[job_id] - start)
+    finally:
+        await sender.close()
+    return percentiles(warm(times))
+
+
+async def pgqueuer_throughput(dsn: str, n: int) -> float:
+    from pgqueuer import AsyncpgDriver, Queries
+
+    await pgqueuer_reset(dsn)
+    conn = await asyncpg.connect(dsn)
+    try:
+        queries = Queries(AsyncpgDriver(conn))
+        await preload(n, lambda k: queries.enqueue(["bench"] * k, [None] * k, [0] * k))
+        await conn.execute("VACUUM ANALYZE pgqueuer")
+    finally:
+        await conn.close()
+    done = 0
+
+    def on_job(_job: Any) -> None:
+        nonlocal done
+        done += 1
+
+    began = time.perf_counter()
+    async with pgqueuer_consumers(dsn, 16, on_job, mode="drain") as runs:
+        await asyncio.gather(*runs)
+    elapsed = time.perf_counter() - began
+    if done != n:
+        raise RuntimeError(f"pgqueuer ran {done} of {n} jobs")
+    return round(n / elapsed)
+
+
+# -- Redis -----------------------------------------------------------------------------------
+
+
+async def redis_wake(url: str, samples: int) -> dict[str, float]:
+    bus = RedisBus(url, prefix="bench:")
+    got: asyncio.Queue[str | None] = asyncio.Queue()
+    bus.subscribe("wake", got.put_nowait)
+    runner = asyncio.create_task(bus.run())
+    try:
+        assert await got.get() is None  # listening
+        times = []
+        for i in range(samples):
+            await asyncio.sleep(SETTLE_S)
+            start = time.perf_counter()
+            await bus.publish("wake", str(i))
+            while await got.get() != str(i):
+                pass
+            times.append(time.perf_counter() - start)
+    finally:
+        runner.cancel()
+        await asyncio.gather(runner, return_exceptions=True)
+    return percentiles(warm(times))
+
+
+# -- the run ---------------------------------------------------------------------------------
+
+
+def ratio(a: float, b: float) -> float:
+    return round(a / b, 2)
+
+
+def targets(r: dict[str, Any]) -> dict[str, Any]:
+    floor_p50 = r["floor"]["p50_ms"]
+    lugh = {k: r["lugh"][f"enqueue_to_claim_{k}_waiting"] for k in (1, 16, 64)}
+    out: dict[str, Any] = {
+        "p50_1_vs_floor": ratio(lugh[1]["p50_ms"], floor_p50),
+        "p50_64_vs_p50_1": ratio(lugh[64]["p50_ms"], lugh[1]["p50_ms"]),
+    }
+    checks = {
+        "p50_1_vs_floor<=1.6": out["p50_1_vs_floor"] <= 1.6,
+        "p50_64_vs_p50_1<=1.2": out["p50_64_vs_p50_1"] <= 1.2,
+    }
+    pgq = r.get("pgqueuer")
+    if pgq:
+        peer = {k: pgq[f"enqueue_to_start_{k}_waiting"] for k in (1, 16, 64)}
+        out["p50_vs_pgqueuer"] = ratio(lugh[16]["p50_ms"], peer[16]["p50_ms"])
+        out["p99_64_vs_pgqueuer_64"] = ratio(lugh[64]["p99_ms"], peer[64]["p99_ms"])
+        out["throughput_vs_pgqueuer"] = ratio(
+            r["lugh"]["throughput_16_per_s"], pgq["throughput_16_batch10_per_s"]
+        )
+        checks["p50_vs_pgqueuer<=0.6"] = out["p50_vs_pgqueuer"] <= 0.6
+        checks["p99_64_vs_pgqueuer_64<=1"] = out["p99_64_vs_pgqueuer_64"] <= 1.0
+        checks["throughput_vs_pgqueuer>=1.5"] = out["throughput_vs_pgqueuer"] >= 1.5
+    out["met"] = checks
+    return out
 
 
 async def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--dsn")
     parser.add_argument("--samples", type=int, default=300)
-    parser.add_argument("--tasks", type=int, default=5000)
-    parser.add_argument("--async-commit", action="store_true")
+    parser.add_argument("--tasks", type=int, default=10000)
+    parser.add_argument("--synchronous-commit", choices=("on", "off"), default="on")
+    parser.add_argument("--redis-url", help="a Redis to use instead of a throwaway server")
+    parser.add_argument("--skip-pgqueuer", action="store_true")
     args = parser.parse_args()
-    if args.dsn and args.async_commit:
-        parser.error("--async-commit only applies to the throwaway embedded server")
     configure_logging("warning", "json")
-    async with server(args.dsn, args.async_commit) as dsn:
-        conn = await asyncpg.connect(dsn)
-        await migrate(conn)
-        await conn.execute("TRUNCATE projects, tasks, task_events RESTART IDENTITY CASCADE")
-        project = await conn.fetchval(
-            "INSERT INTO projects (name, repo_path) VALUES ('bench', '/tmp/bench') RETURNING id"
-        )
-        await conn.close()
-        pool = await create_pool(dsn, max_size=24)
-        result: dict[str, Any] = {
-            "bench": "dispatch",
-            "synchronous_commit": not args.async_commit,
-            "floor": await floor(dsn, args.samples),
-        }
-        for slots in (1, 16, 64):
-            result[f"lugh_enqueue_to_claim_{slots}_waiting"] = await lugh_latency(
-                dsn, pool, project, slots, args.samples
+    logging.getLogger("pgqueuer").setLevel(logging.WARNING)
+    result: dict[str, Any] = {
+        "bench": "dispatch",
+        "machine": {"cpus": os.cpu_count(), "load_1m_at_start": round(os.getloadavg()[0], 2)},
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        async with postgres(Path(tmp), args.synchronous_commit) as pg, redis_server(
+            Path(tmp), args.redis_url
+        ) as redis_url:
+            dsn, peer_dsn = pg.dsn("bench_lugh"), pg.dsn("bench_pgqueuer")
+            conn = await asyncpg.connect(dsn)
+            await migrate(conn)
+            await conn.close()
+            result["server"] = await server_settings(dsn)
+            say("floor")
+            result["floor"] = await floor(dsn, args.samples)
+
+            pool = await create_pool(dsn, max_size=24)
+            lugh: dict[str, Any] = {}
+            for slots in (1, 16, 64):
+                project = await reset_lugh(dsn)
+                say(f"lugh latency, {slots} waiting")
+                lugh[f"enqueue_to_claim_{slots}_waiting"] = await lugh_latency(
+                    lambda: Listener(dsn), pool, project, slots, args.samples
+                )
+            project = await reset_lugh(dsn)
+            say("lugh throughput")
+            lugh["throughput_16_per_s"] = await lugh_throughput(
+                lambda: Listener(dsn), pool, project, args.tasks
             )
-        result["lugh_throughput_16_per_s"] = await lugh_throughput(dsn, pool, project, args.tasks)
-        await pool.close()
-        f50 = result["floor"]["p50_ms"]
-        result["ratios"] = {
-            "p50_1_vs_floor": round(result["lugh_enqueue_to_claim_1_waiting"]["p50_ms"] / f50, 2),
-            "p50_64_vs_p50_1": round(
-                result["lugh_enqueue_to_claim_64_waiting"]["p50_ms"]
-                / result["lugh_enqueue_to_claim_1_waiting"]["p50_ms"],
-                2,
-            ),
-        }
+            result["lugh"] = lugh
+
+            if not args.skip_pgqueuer:
+                await pgqueuer_install(peer_dsn)
+                pgq: dict[str, Any] = {}
+                for consumers in (1, 16, 64):
+                    say(f"pgqueuer latency, {consumers} waiting")
+                    pgq[f"enqueue_to_start_{consumers}_waiting"] = await pgqueuer_latency(
+                        peer_dsn, consumers, args.samples
+                    )
+                say("pgqueuer throughput")
+                pgq["throughput_16_batch10_per_s"] = await pgqueuer_throughput(
+                    peer_dsn, args.tasks
+                )
+                result["pgqueuer"] = pgq
+
+            if redis_url is not None:
+                say("redis")
+                redis: dict[str, Any] = {"wake": await redis_wake(redis_url, args.samples)}
+                project = await reset_lugh(dsn)
+                redis["enqueue_to_claim_16_waiting"] = await lugh_latency(
+                    lambda: RedisBus(redis_url, prefix="bench:"), pool, project, 16, args.samples
+                )
+                project = await reset_lugh(dsn)
+                redis["throughput_16_per_s"] = await lugh_throughput(
+                    lambda: RedisBus(redis_url, prefix="bench:"), pool, project, args.tasks
+                )
+                result["redis_bus"] = redis
+            await pool.close()
+    result["targets"] = targets(result)
+    result["machine"]["load_1m_at_end"] = round(os.getloadavg()[0], 2)
     print(json.dumps(result))
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    sys.exit(asyncio.run(main()))

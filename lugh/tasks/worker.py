@@ -23,6 +23,7 @@ from lugh.tasks.waiting import to_the_end, wait_event
 
 log = get_logger("lugh.tasks.worker")
 
+RECORDERS = 2  # outcome recorders: one may record while another waits for its WAL flush
 # The moves that take a running task from its worker (any but a progress note or a claim).
 LEASE_ENDING = frozenset(TaskStatus) - {TaskStatus.RUNNING}
 
@@ -125,7 +126,7 @@ class WorkerPool:
         self._stopping = False
         self._drained = asyncio.Event()
         self._claims = HeldConnection(queue.pool)
-        self._records = HeldConnection(queue.pool)
+        self._records = [HeldConnection(queue.pool) for _ in range(RECORDERS)]
 
     @property
     def running(self) -> list[Task]:
@@ -144,7 +145,10 @@ class WorkerPool:
                 self.listener.subscribe(EVENTS_CHANNEL, self._on_event),
             ]
         loops = [
-            asyncio.create_task(self._record_outcomes(), name=f"{self.worker_id}:outcomes"),
+            *(
+                asyncio.create_task(self._record_outcomes(held), name=f"{self.worker_id}:outcomes")
+                for held in self._records
+            ),
             asyncio.create_task(self._keep_leases(), name=f"{self.worker_id}:leases"),
             asyncio.create_task(self._sweep(), name=f"{self.worker_id}:sweeper"),
         ]
@@ -165,7 +169,8 @@ class WorkerPool:
             loop.cancel()
         await asyncio.gather(*loops, return_exceptions=True)
         await self._claims.give_back()
-        await self._records.give_back()
+        for held in self._records:
+            await held.give_back()
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(5.0):
                 await self.queue.announced()  # the last claims' and completions' notes
@@ -229,12 +234,14 @@ class WorkerPool:
         self._finished.append(slot)
         self._finishing.set()
 
-    async def _record_outcomes(self) -> None:
+    async def _record_outcomes(self, held: HeldConnection) -> None:
         """Record how the finished executors ended: completions together, in one statement."""
         while True:
             await self._finishing.wait()
             self._finishing.clear()
             batch, self._finished = self._finished, []
+            if not batch:
+                continue  # another recorder took them
             try:
                 completions: list[tuple[Slot, Outcome]] = []
                 for slot in batch:
@@ -242,7 +249,7 @@ class WorkerPool:
                     if outcome is not None:
                         completions.append((slot, outcome))
                 if completions:
-                    await self._complete(completions)
+                    await self._complete(held, completions)
             except Exception:  # the loop must outlive any one failure; leases cover the loss
                 log.exception("cannot record how tasks ended")
             finally:
@@ -279,9 +286,11 @@ class WorkerPool:
         done = work.result()
         return Outcome(task.id, task.lease_token, TaskStatus(done.status), done.result)
 
-    async def _complete(self, completions: list[tuple[Slot, Outcome]]) -> None:
+    async def _complete(
+        self, held: HeldConnection, completions: list[tuple[Slot, Outcome]]
+    ) -> None:
         try:
-            async with self._records.use() as conn:
+            async with held.use() as conn:
                 accepted = await self.queue.complete_many([o for _, o in completions], conn=conn)
         except Exception as exc:  # lost outcomes: the leases expire and the tasks run again
             tasks = [slot.task.id for slot, _ in completions]
