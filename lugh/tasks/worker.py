@@ -201,6 +201,8 @@ class WorkerPool:
                 if len(claimed) == free:
                     self._full = True
                     return self.poll_s
+                if claimed:
+                    await asyncio.sleep(0)  # the executors just started go first
                 due = await self.queue.next_due_in(conn=conn)
         except Exception as exc:  # the loop must outlive any one failure; it retries
             log.warning("cannot claim tasks; will retry", error=repr(exc))
