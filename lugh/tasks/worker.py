@@ -7,13 +7,11 @@ import contextlib
 import os
 import secrets
 import socket
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-
-import asyncpg
 
 from lugh.logs import get_logger
 from lugh.tasks.bus import Bus
+from lugh.tasks.connections import HeldConnection
 from lugh.tasks.events import EVENTS_CHANNEL, Events, parse_notes
 from lugh.tasks.executor import ExecutionResult, Executor, TaskContext, TaskFailed
 from lugh.tasks.listener import Listener
@@ -44,31 +42,6 @@ class Slot:
     @property
     def key(self) -> tuple[int, int]:
         return (self.task.id, self.task.lease_token)
-
-
-class HeldConnection:
-    """One pool connection kept by a loop that runs one statement after another: no acquire,
-    release and reset per statement. After any failure it is given back and a fresh one taken."""
-
-    def __init__(self, pool: asyncpg.Pool) -> None:
-        self.pool = pool
-        self._conn: asyncpg.pool.PoolConnectionProxy | None = None
-
-    @contextlib.asynccontextmanager
-    async def use(self) -> AsyncIterator[asyncpg.pool.PoolConnectionProxy]:
-        if self._conn is None:
-            self._conn = await self.pool.acquire()
-        try:
-            yield self._conn
-        except BaseException:
-            await self.give_back()
-            raise
-
-    async def give_back(self) -> None:
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            with contextlib.suppress(Exception):
-                await self.pool.release(conn)
 
 
 class WorkerPool:

@@ -2,6 +2,7 @@ import asyncio
 
 import asyncpg
 
+from lugh.db.database import create_pool
 from lugh.tasks import (
     Events,
     ExecutionResult,
@@ -235,3 +236,34 @@ async def test_a_pool_cancelled_without_a_graceful_stop_still_releases_its_tasks
 
     released = await queue.get(task.id)
     assert (released.status, released.lease_owner, released.attempts) == ("queued", None, 0)
+
+
+async def test_workers_lose_nothing_when_every_database_connection_is_cut_under_load(
+    queue: TaskQueue, pool: asyncpg.Pool, database: str, events: Events, project_id, effects
+):
+    tagged = f"{database}{'&' if '?' in database else '?'}application_name=cut-workers"
+    workers_db = await create_pool(tagged)
+    listener = Listener(tagged, backoff=(0.05, 0.2))
+    workers = pool_of(
+        TaskQueue(workers_db, backoff=queue.backoff), RecordingExecutor(pool),
+        listener=listener, slots=4, poll_s=0.2, lease_s=1.0, sweep_s=0.2,
+    )  # fmt: skip
+    tasks, cut = [], 0
+    try:
+        async with running(listener), running(workers):
+            for _ in range(3):
+                tasks += await enqueue_many(queue, project_id, 10)
+                cut += await pool.fetchval(  # the claim loop's, the recorders', the listener's...
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                    " WHERE application_name = 'cut-workers'"
+                )
+                tasks += await enqueue_many(queue, project_id, 10)
+            await wait_for_statuses(events, {t.id: "done" for t in tasks})
+    finally:
+        await workers_db.close()
+
+    assert cut >= 3 and listener.connections >= 2
+    done = await pool.fetch(
+        "SELECT task_id, count(*) AS n FROM task_events WHERE kind = 'done' GROUP BY task_id"
+    )
+    assert sorted(r["task_id"] for r in done) == ids(tasks) and {r["n"] for r in done} == {1}
