@@ -120,8 +120,9 @@ async def test_a_worker_pool_woken_through_redis_runs_tasks_without_polling(
 
 
 async def test_with_redis_killed_tasks_complete_by_polling_and_the_bus_comes_back(
-    pool: asyncpg.Pool, events: Events, project_id, effects, tmp_path, redis_prefix
+    pool: asyncpg.Pool, project_id, effects, tmp_path, redis_prefix
 ):
+    events = Events(pool, poll_s=0.05)  # an observer that needs no bus
     server = RedisServer(tmp_path / "redis")
     server.start()
     bus = bus_on(server, redis_prefix)
