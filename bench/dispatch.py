@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import importlib.util
 import json
 import logging
 import os
@@ -416,7 +417,7 @@ def targets(r: dict[str, Any]) -> dict[str, Any]:
         "p50_64_vs_p50_1<=1.2": out["p50_64_vs_p50_1"] <= 1.2,
     }
     pgq = r.get("pgqueuer")
-    if pgq:
+    if isinstance(pgq, dict):
         peer = {k: pgq[f"enqueue_to_start_{k}_waiting"] for k in (1, 16, 64)}
         out["p50_vs_pgqueuer"] = ratio(lugh[16]["p50_ms"], peer[16]["p50_ms"])
         out["p99_64_vs_pgqueuer_64"] = ratio(lugh[64]["p99_ms"], peer[64]["p99_ms"])
@@ -471,7 +472,9 @@ async def main() -> None:
             )
             result["lugh"] = lugh
 
-            if not args.skip_pgqueuer:
+            if importlib.util.find_spec("pgqueuer") is None:
+                result["pgqueuer"] = "not installed: .venv/bin/pip install -e '.[bench]'"
+            elif not args.skip_pgqueuer:
                 await pgqueuer_install(peer_dsn)
                 pgq: dict[str, Any] = {}
                 for consumers in (1, 16, 64):
@@ -485,7 +488,9 @@ async def main() -> None:
                 )
                 result["pgqueuer"] = pgq
 
-            if redis_url is not None:
+            if redis_url is None:
+                result["redis_bus"] = "no redis-server installed and no --redis-url"
+            else:
                 say("redis")
                 redis: dict[str, Any] = {"wake": await redis_wake(redis_url, args.samples)}
                 project = await reset_lugh(dsn)
