@@ -214,7 +214,9 @@ class RedisBus:
             kicked.cancel()
             if not read.done():
                 read.cancel()  # redis-py may still finish it, failing once the group is gone
-                read.add_done_callback(_quietly)
+            # Retrieved whatever happens: when this task is cancelled just as the read fails,
+            # nothing else would look at its exception and asyncio would log it at exit.
+            read.add_done_callback(_quietly)
         if not read.done() or read.cancelled():
             return False
         try:
