@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import re
+from datetime import time
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -68,6 +70,11 @@ class Settings(BaseSettings):
     max_agents: int = Field(4, alias="LUGH_MAX_AGENTS", ge=1, le=64)
     sandbox: Literal["bubblewrap", "none"] = Field("bubblewrap", alias="LUGH_SANDBOX")
 
+    digest_minutes: int = Field(60, alias="LUGH_DIGEST_MINUTES", ge=1, le=1440)
+    quiet_hours: str | None = Field(None, alias="LUGH_QUIET_HOURS")
+    timezone: str = Field("UTC", alias="LUGH_TIMEZONE")
+    progress_edit_seconds: float = Field(5.0, alias="LUGH_PROGRESS_EDIT_SECONDS", ge=1, le=600)
+
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", alias="LUGH_LOG_LEVEL")
     log_format: Literal["auto", "console", "json"] = Field("auto", alias="LUGH_LOG_FORMAT")
 
@@ -83,6 +90,7 @@ class Settings(BaseSettings):
         "data_dir",
         "vision_model",
         "mcp_port",
+        "quiet_hours",
         mode="before",
     )
     @classmethod
@@ -114,6 +122,24 @@ class Settings(BaseSettings):
                 if not re.fullmatch(r"[A-Za-z0-9.\-\[\]:]+", host):
                     raise ValueError(f"must be host names (name or name:port), got {host!r}")
             return hosts
+        return value
+
+    @field_validator("quiet_hours")
+    @classmethod
+    def _quiet_hours(cls, value: str | None) -> str | None:
+        if value is not None:
+            quiet_window(value)  # raises ValueError with the reason
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"must be a time zone name such as Europe/Berlin, got {value!r}"
+            ) from None
         return value
 
     @field_validator("telegram_api_base_url", "anthropic_base_url", "openai_base_url")
@@ -156,6 +182,11 @@ class Settings(BaseSettings):
         return self.vision_model or self.model
 
     @property
+    def resolved_quiet_hours(self) -> tuple[time, time] | None:
+        """LUGH_QUIET_HOURS as (start, end) in LUGH_TIMEZONE; None when there are none."""
+        return quiet_window(self.quiet_hours) if self.quiet_hours else None
+
+    @property
     def database_name(self) -> str:
         """The embedded server's database; each instance has its own."""
         return f"lugh_{self.instance}"
@@ -168,6 +199,17 @@ class Settings(BaseSettings):
             if isinstance(value, SecretStr) and value.get_secret_value():
                 values.append(value.get_secret_value())
         return values
+
+
+def quiet_window(value: str) -> tuple[time, time]:
+    """`HH:MM-HH:MM` as two times; the window may wrap past midnight (22:00-07:00)."""
+    match = re.fullmatch(r"\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*", value)
+    if not match:
+        raise ValueError(f"must look like 22:00-07:00, got {value!r}")
+    h1, m1, h2, m2 = (int(g) for g in match.groups())
+    if h1 > 23 or h2 > 23 or m1 > 59 or m2 > 59 or (h1, m1) == (h2, m2):
+        raise ValueError(f"must be two different times of day like 22:00-07:00, got {value!r}")
+    return time(h1, m1), time(h2, m2)
 
 
 def _env_name(loc: tuple[Any, ...]) -> str:
