@@ -13,6 +13,7 @@ from lugh.agents.sandbox import Sandbox, make_sandbox
 from lugh.agents.worktrees import WorktreeManager
 from lugh.commands.session import SessionStore
 from lugh.config import Settings
+from lugh.knowledge.ask import model_completion
 from lugh.knowledge.embedders import make_embedder
 from lugh.knowledge.service import KnowledgeService
 from lugh.llm import AnthropicChat, ChatModel
@@ -67,6 +68,9 @@ def build_services(
     sandbox = make_sandbox(
         settings.sandbox, hidden=[data_dir, *_socket_dirs(dsn), *(hidden or [])]
     )
+    model = _model(settings)
+    # /ask answers through the model when there is one, else with the best passages.
+    complete = model_completion(model, settings.model) if model is not None else None
     return Services(
         settings=settings,
         pool=pool,
@@ -80,9 +84,9 @@ def build_services(
         sessions=SessionStore(pool),
         worktrees=worktrees,
         review=ReviewService(pool, projects, worktrees, tasks),
-        knowledge=KnowledgeService(pool, embedder),
+        knowledge=KnowledgeService(pool, embedder, complete=complete),
         sandbox=sandbox,
-        model=_model(settings),
+        model=model,
     )
 
 

@@ -17,5 +17,7 @@ async def ask(ctx: Context, argument: str) -> Reply:
     if not answer.passages:
         return Reply(f"The knowledge of {project.name} has nothing on that yet; "
                      "send me documents to learn from.")
+    if not answer.from_model:  # the passages themselves, each already under its source
+        return Reply(answer.text)
     sources = "\n".join(f"[{n}] {cite(hit)}" for n, hit in enumerate(answer.passages, 1))
     return Reply(f"{answer.text}\n\nSources:\n{sources}")

@@ -6,6 +6,7 @@ import typer
 from typer.testing import CliRunner
 
 from lugh.knowledge import cli as knowledge_cli
+from tests.fakes.anthropic import API_KEY, FakeAnthropic, turn
 from tests.knowledge.test_bad_input import encrypted_pdf
 
 app = typer.Typer()
@@ -60,6 +61,23 @@ def test_ask_prints_the_best_passages_with_their_sources(run, registered, docs):
     assert result.exit_code == 0, result.output
     assert "No language model is configured" in result.output
     assert f"[1] {folder.resolve()}/fuel.md › Fuel, lines 1-3" in result.output
+
+
+def test_ask_with_a_model_prints_its_answer_and_then_each_source(
+    run, registered, docs, monkeypatch
+):
+    folder = docs({"fuel.md": "# Fuel\n\nDiesel is sold at the south quay until six.\n"})
+    run("ingest", str(folder), "--project", registered)
+
+    with FakeAnthropic() as fake:
+        fake.script(turn("At the south quay, until six [1]."))
+        monkeypatch.setenv("ANTHROPIC_API_KEY", API_KEY)
+        monkeypatch.setenv("ANTHROPIC_BASE_URL", fake.base_url)
+        result = run("ask", "Where is diesel sold?", "--project", registered)
+
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("At the south quay, until six [1].\n\nSources:\n")
+    assert f"  [1] {folder.resolve()}/fuel.md › Fuel, lines 1-3" in result.output
 
 
 def test_a_project_that_does_not_exist_is_one_sentence_and_a_failing_exit(run, registered, docs):
