@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 from lugh.commands.registry import COMMANDS, Context, command, execute
 from lugh.commands.reply import Button, Reply
 from lugh.db import queries
+from lugh.errors import UserError
 
 _Q = queries.load(__file__, "proposals")
 
@@ -45,7 +46,12 @@ async def interpret(ctx: Context, text: str, chooser: Chooser | None = None) -> 
     changes state is shown back with a confirm button first."""
     chosen = by_rule(text)
     if chosen is None and chooser is not None:
-        chosen = await chooser(text)
+        try:
+            chosen = await chooser(text)
+        except UserError as exc:  # the model is down or refused: say so, do nothing
+            return Reply.refused(f"{exc} Meanwhile the /commands work; /help lists them.")
+        if chosen is None:
+            return Reply("I'm not sure what you mean; /help lists what I can do.")
     if chosen is None:
         # Without a model to ask, an unrecognised request is most likely work to do.
         chosen = ("task", text.strip())

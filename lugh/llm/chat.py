@@ -67,6 +67,8 @@ class ChatRequest:
     tools: Sequence[Mapping[str, Any]]  # {"name", "description", "input_schema"}
     messages: Sequence[Message]
     max_tokens: int = 8192
+    # {"type": "tool", "name": ...} forces that tool; None leaves the choice to the model.
+    tool_choice: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)

@@ -116,6 +116,8 @@ def request_body(request: ChatRequest) -> dict[str, Any]:
     }
     if tools:
         body["tools"] = tools
+    if request.tool_choice is not None:
+        body["tool_choice"] = dict(request.tool_choice)
     return body
 
 

@@ -14,6 +14,7 @@ answered by a tool_result right after it and nothing else is, at most four cache
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import itertools
 import json
@@ -263,6 +264,14 @@ def validate(body: dict[str, Any]) -> str | None:
         schema = t.get("input_schema")
         if not isinstance(schema, dict) or schema.get("type") != "object":
             return f"tools.{t['name']}.input_schema.type: Input should be 'object'"
+    choice = body.get("tool_choice")
+    if choice is not None:
+        if not isinstance(choice, dict) or choice.get("type") not in ("auto", "any", "tool", "none"):
+            return "tool_choice.type: Input should be 'auto', 'any', 'tool' or 'none'"
+        if choice["type"] in ("any", "tool") and not tools:
+            return "tool_choice: tools must be given when tool_choice is any or tool"
+        if choice["type"] == "tool" and choice.get("name") not in names:
+            return f"tool_choice.name: no tool named {choice.get('name')!r} in tools"
     system = body.get("system")
     if system is not None and not isinstance(system, str):
         if not all(isinstance(b, dict) and b.get("type") == "text" for b in system):
@@ -308,6 +317,10 @@ def validate(body: dict[str, Any]) -> str | None:
                 if role != "assistant":
                     return f"messages.{i}: tool_use blocks are only for the assistant"
                 pending.add(block.get("id"))
+            if kind == "image":
+                problem = _image_problem(block)
+                if problem:
+                    return f"messages.{i}: {problem}"
             if kind == "tool_result":
                 inner = block.get("content", "")
                 if not isinstance(inner, (str, list)):
@@ -316,4 +329,29 @@ def validate(body: dict[str, Any]) -> str | None:
                 return f"messages.{i}: unknown content block type {kind!r}"
     if pending:
         return "the conversation ends with tool_use blocks that have no tool_result"
+    return None
+
+
+_IMAGE_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp")
+MAX_IMAGE_BYTES = 5 * 1024 * 1024
+
+
+def _image_problem(block: dict[str, Any]) -> str | None:
+    """What the real API refuses in an image block: a missing source, a media type it does not
+    read, data that is not base64, or more than 5 MB once decoded."""
+    source = block.get("source")
+    if not isinstance(source, dict) or source.get("type") not in ("base64", "url"):
+        return "image.source: Input should be a base64 or url source"
+    if source["type"] == "url":
+        return None
+    if source.get("media_type") not in _IMAGE_TYPES:
+        return f"image.source.media_type: Input should be one of {', '.join(_IMAGE_TYPES)}"
+    try:
+        data = base64.b64decode(source.get("data", ""), validate=True)
+    except ValueError:
+        return "image.source.data: The image data is not valid base64"
+    if not data:
+        return "image.source.data: The image is empty"
+    if len(data) > MAX_IMAGE_BYTES:
+        return "image exceeds 5 MB maximum"
     return None

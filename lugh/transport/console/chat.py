@@ -12,6 +12,7 @@ from typing import TextIO
 from rich.console import Console
 
 from lugh.commands.catalog import Context, execute, interpret, parse
+from lugh.commands.choose import model_chooser
 from lugh.commands.notifications import notification_for
 from lugh.commands.reply import Button, Reply
 from lugh.logs import get_logger
@@ -39,6 +40,7 @@ class ConsoleChat:
         self.choices: list[Button] = []
         self.finished = asyncio.Event()
         self.attachments_dir = services.data_dir / "attachments" / "console"
+        self.chooser = model_chooser(services)
 
     async def run(self) -> None:
         session = await self.services.sessions.open(
@@ -84,7 +86,7 @@ class ConsoleChat:
         parsed = parse(line)
         if parsed is not None:
             return await execute(ctx, *parsed)
-        return await interpret(ctx, line)
+        return await interpret(ctx, line, chooser=self.chooser)
 
     async def _notify(self) -> None:
         async with self.services.events.subscribe() as feed:
