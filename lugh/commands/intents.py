@@ -97,7 +97,7 @@ async def dismiss(ctx: Context, argument: str) -> Reply:
 async def _answer(ctx: Context, argument: str, status: str) -> dict | None:
     if not argument.strip().isdigit():
         return None
-    method = "voice" if ctx.source == "voice" else "button"
+    method = ctx.method or ("voice" if ctx.source == "voice" else "button")
     raw = await ctx.services.pool.fetchval(
         _Q.answer, int(argument), ctx.session.id, status, method
     )

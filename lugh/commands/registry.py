@@ -22,6 +22,7 @@ class Context:
     services: Services
     session: Session
     source: str  # the task source this door records: telegram | voice | photo | mcp | cli | console
+    method: str | None = None  # how an answer was given (button | reaction), recorded on approvals
 
 
 Handler = Callable[[Context, str], Awaitable[Reply]]

@@ -60,4 +60,6 @@ async def reject(ctx: Context, argument: str) -> Reply:
 
 def ctx_method(ctx: Context) -> str:
     """How the owner answered, as recorded on the approval."""
+    if ctx.method is not None:
+        return ctx.method
     return "mcp" if ctx.source == "mcp" else "voice" if ctx.source == "voice" else "command"

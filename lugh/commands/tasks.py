@@ -94,7 +94,7 @@ async def cancel(ctx: Context, argument: str) -> Reply:
 @command("retry", "/retry <id> [what to do differently]", "run a task again", changes_state=True)
 async def retry(ctx: Context, argument: str) -> Reply:
     ref, _, feedback = argument.strip().partition(" ")
-    method = "mcp" if ctx.source == "mcp" else "command"
+    method = ctx.method or ("mcp" if ctx.source == "mcp" else "command")
     retried = await ctx.services.review.retry(task_id_of(ref), feedback, method=method)
     note = f" with your note: {feedback.strip()}" if feedback.strip() else ""
     return Reply(f"Queued #{retried.id} again{note}.", buttons=task_buttons(retried),
