@@ -57,6 +57,11 @@ class Settings(BaseSettings):
     vision_model: str | None = Field(None, alias="LUGH_VISION_MODEL")
     transcribe_model: str = Field("whisper-1", alias="LUGH_TRANSCRIBE_MODEL")
     embedder: Literal["local", "openai"] = Field("local", alias="LUGH_EMBEDDER")
+    # Telegram media: limits checked before anything is downloaded (the Bot API serves 20 MB).
+    voice_max_bytes: int = Field(20 * 1024 * 1024, alias="LUGH_VOICE_MAX_BYTES", ge=1)
+    voice_max_seconds: int = Field(120, alias="LUGH_VOICE_MAX_SECONDS", ge=1)
+    voice_min_confidence: float = Field(0.6, alias="LUGH_VOICE_MIN_CONFIDENCE", ge=0, le=1)
+    upload_max_bytes: int = Field(20 * 1024 * 1024, alias="LUGH_UPLOAD_MAX_BYTES", ge=1)
 
     mcp_host: str = Field("127.0.0.1", alias="LUGH_MCP_HOST")
     mcp_port: int | None = Field(None, alias="LUGH_MCP_PORT", ge=1, le=65535)
