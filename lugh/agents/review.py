@@ -1,10 +1,7 @@
 """Review and merge: Lugh commits an agent's work on the host and puts its diff before the owner,
 whose answer merges it into the default branch, rejects it, or sends it back with feedback.
 
-Merges never use anyone's working copy: `git merge-tree --write-tree` and `commit-tree` make the
-merge commit, and `update-ref` with the old value moves the branch only if nobody else did. When
-the default branch is checked out in a clean working copy, that copy is fast-forwarded to the
-merge instead, so it stays in step; a dirty one is never touched and the merge is refused.
+The diff lives in `diff.py`, the merge itself (never in anyone's working copy) in `merge.py`.
 
 Git first, database second: after a crash between moving the branch and recording the approval
 the task is still in review, and approving again finds its work merged and only records it.
@@ -14,22 +11,18 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 
-from lugh.agents.worktrees import (
-    CHECKOUT_TIMEOUT_S,
-    Worktree,
-    WorktreeManager,
-    list_worktrees,
-)
+from lugh.agents.diff import DIFF_CAP_BYTES, Diff, ReviewError, compute_diff
+from lugh.agents.merge import QUIET, MergeRefused, MergeResult, merge
+from lugh.agents.worktrees import Worktree, WorktreeManager
 from lugh.db import queries
-from lugh.errors import NotFound, UserError
-from lugh.git import GitError, resolve_commit, run, validate_branch_name
+from lugh.errors import NotFound
+from lugh.git import GitError, resolve_commit
 from lugh.logs import get_logger
 from lugh.projects import Project, ProjectService
 from lugh.tasks import Task, TaskQueue, TaskStatus
@@ -38,69 +31,10 @@ Q = queries.load(__file__, "review")
 log = get_logger("lugh.agents.review")
 
 METHODS = frozenset({"button", "reaction", "voice", "command", "mcp"})
-DIFF_CAP_BYTES = 200_000
-MAX_FILES_STORED = 200
-MERGE_ATTEMPTS = 3
-LUGH = ("user.name=Lugh", "user.email=lugh@lugh.local")
-# Lugh's own commits: never signed with the owner's key, never a gc pause inside an approval.
-QUIET = ("commit.gpgSign=false", "gc.auto=0", "maintenance.auto=false")
 RETRYABLE = (
     TaskStatus.AWAITING_REVIEW, TaskStatus.FAILED, TaskStatus.REJECTED, TaskStatus.CANCELLED,
 )  # fmt: skip
-_OID = re.compile(r"[0-9a-f]{40}(?:[0-9a-f]{24})?")
-_STATUS = {"A": "added", "M": "modified", "D": "deleted", "T": "type changed"}
-
-
-class ReviewError(UserError):
-    """A review action cannot be done; nothing was changed."""
-
-
-class MergeRefused(ReviewError):
-    """The merge would have touched a working copy that is not clean; nothing was changed."""
-
-
-@dataclass(frozen=True)
-class FileChange:
-    path: str
-    status: str  # added | modified | deleted | type changed
-    added: int
-    deleted: int
-    binary: bool = False
-
-
-@dataclass(frozen=True)
-class Diff:
-    """What a task changed between its base commit and its head: counts per file and the text."""
-
-    base: str
-    head: str
-    files: tuple[FileChange, ...]
-    text: str = ""
-    truncated: bool = False  # the text was cut at the size cap (the counts never are)
-
-    @property
-    def added(self) -> int:
-        return sum(f.added for f in self.files)
-
-    @property
-    def deleted(self) -> int:
-        return sum(f.deleted for f in self.files)
-
-    @property
-    def summary(self) -> str:
-        count = len(self.files)
-        return f"+{self.added} −{self.deleted} in {count} file{'' if count == 1 else 's'}"
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "base": self.base, "head": self.head, "summary": self.summary,
-            "added": self.added, "deleted": self.deleted, "file_count": len(self.files),
-            "files": [vars(f) for f in self.files[:MAX_FILES_STORED]],
-        }  # fmt: skip
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any], note: str = "") -> Diff:
-        return cls(data["base"], data["head"], tuple(FileChange(**f) for f in data["files"]), note)
+__all__ = ["Diff", "MergeRefused", "MergeResult", "Review", "ReviewError", "ReviewService"]
 
 
 @dataclass(frozen=True)
@@ -110,46 +44,6 @@ class Review:
     diff: Diff
     approval_id: int | None
     message: str
-
-
-@dataclass(frozen=True)
-class MergeResult:
-    task_id: int
-    merged: bool  # False: a conflict, and the task stays in review
-    message: str
-    commit: str | None = None  # the default branch's new tip
-    fast_forward: bool = False
-    working_copy: Path | None = None  # updated too, because the branch was checked out there
-    conflicts: tuple[str, ...] = ()
-
-
-async def compute_diff(
-    repo: Path, base: str, head: str, *, cap_bytes: int = DIFF_CAP_BYTES
-) -> Diff:
-    """The diff from `base` to `head`; the text is cut at `cap_bytes`, on a line boundary."""
-    for oid in (base, head):
-        if not _OID.fullmatch(oid):
-            raise ReviewError(f"{oid[:50]!r} is not a commit id, so there is no diff to show.")
-    # No external diff programs or textconv filters: a repository's config never runs here.
-    common = ("--no-renames", "--no-ext-diff", "--no-textconv", "--end-of-options", base, head)
-    numstat = await run("diff", "--numstat", "-z", *common, cwd=repo)
-    names = (await run("diff", "--name-status", "-z", *common, cwd=repo)).stdout.split("\0")
-    status = dict(zip(names[1::2], names[0::2]))
-    files = []
-    for record in filter(None, numstat.stdout.split("\0")):
-        added, deleted, path = record.split("\t", 2)
-        binary = added == "-"
-        files.append(FileChange(
-            _shown(path), _STATUS.get(status.get(path, "M"), "modified"),
-            0 if binary else int(added), 0 if binary else int(deleted), binary,
-        ))  # fmt: skip
-    text = await run("diff", "--no-color", *common, cwd=repo, config=("core.quotePath=false",))
-    raw = text.stdout.encode("utf-8", "surrogateescape")
-    truncated = len(raw) > cap_bytes
-    if truncated:
-        cut = raw[:cap_bytes]
-        raw = cut[: cut.rfind(b"\n") + 1] or cut
-    return Diff(base, head, tuple(files), raw.decode("utf-8", "replace"), truncated)
 
 
 class ReviewService:
@@ -217,7 +111,7 @@ class ReviewService:
             project = await self.projects.get(project_name)
             lock = self._merging.setdefault(project.id, asyncio.Lock())
             async with lock:
-                outcome = await self._merge(project, task, payload["diff"]["head"])
+                outcome = await merge(project, task, payload["diff"]["head"])
             record = {
                 "into": project.default_branch, "commit": outcome.commit,
                 "fast_forward": outcome.fast_forward, "conflicts": list(outcome.conflicts),
@@ -325,29 +219,6 @@ class ReviewService:
             )
         return await resolve_commit(wt.repo, f"refs/heads/{wt.branch}")
 
-    async def _merge(self, project: Project, task: Task, head: str) -> MergeResult:
-        repo, branch = project.repo_path, validate_branch_name(project.default_branch)
-        for _ in range(MERGE_ATTEMPTS):
-            old = await resolve_commit(repo, f"refs/heads/{branch}")
-            if await _is_ancestor(repo, head, old):
-                message = f"Task #{task.id} was already in {branch}; it is now recorded as merged."
-                return MergeResult(task.id, True, message, commit=old)
-            fast_forward = await _is_ancestor(repo, old, head)
-            new, conflicts = head, ()
-            if not fast_forward:
-                new, conflicts = await _merge_commit(repo, old, head, task)
-            if conflicts:
-                message = _conflict(task.id, branch, conflicts)
-                return MergeResult(task.id, False, message, conflicts=conflicts)
-            copy = next((p for p, b in (await list_worktrees(repo)).items() if b == branch), None)
-            if not await _advance(repo, branch, old, new, copy, task.id):
-                continue  # the branch moved meanwhile: merge again onto its new tip
-            how = "by fast-forward" if fast_forward else "with a merge commit"
-            also = f" and updated the working copy at {copy}" if copy else ""
-            message = f"Merged task #{task.id} into {branch} {how}{also}."
-            return MergeResult(task.id, True, message, new, fast_forward, copy)
-        raise ReviewError(f"{branch} kept moving while Lugh merged task #{task.id}; approve again.")
-
     async def _discard(
         self, project: Project, task: Task, conn: asyncpg.Connection | None = None
     ) -> None:
@@ -398,105 +269,9 @@ def _cannot_retry(task: Task) -> str:
     return f"Task #{task.id} is still {task.status}, so it cannot be retried yet."
 
 
-def _conflict(task_id: int, branch: str, files: tuple[str, ...]) -> str:
-    shown = ", ".join(files[:10]) + (f" and {len(files) - 10} more" if len(files) > 10 else "")
-    return (
-        f"Task #{task_id} conflicts with {branch} in {shown}, so it stays in review; retry it to "
-        f"have the agent redo the work on top of {branch}, or reject it."
-    )
-
-
 def _conflicted(task: Task) -> bool:
     merge = task.result.get("merge") if isinstance(task.result, dict) else None
     return bool(merge and merge.get("conflicts"))
-
-
-async def _merge_commit(
-    repo: Path, old: str, head: str, task: Task
-) -> tuple[str, tuple[str, ...]]:
-    """A merge commit of `head` into `old`, made without any working copy; or the conflicts."""
-    merged = await run(
-        "merge-tree", "--write-tree", "--name-only", "--no-messages", "-z",
-        "--end-of-options", old, head, cwd=repo, check=False,
-    )  # fmt: skip
-    tree, *conflicted = merged.stdout.split("\0")
-    if merged.returncode == 1:
-        return "", tuple(dict.fromkeys(_shown(p) for p in _until_blank(conflicted)))
-    if not merged.ok:
-        raise GitError(f"Lugh could not merge task #{task.id}: {_first_error(merged.stderr)}.")
-    message = f"Merge task #{task.id}: {task.title}\n\n{task.branch}"
-    made = await run(
-        "commit-tree", tree, "-p", old, "-p", head, "-m", message, cwd=repo, config=LUGH + QUIET
-    )
-    return made.out, ()
-
-
-async def _advance(
-    repo: Path, branch: str, old: str, new: str, copy: Path | None, task_id: int
-) -> bool:
-    """Move `branch` from `old` to `new`; False when it is no longer at `old`. Where it is
-    checked out, that working copy is fast-forwarded with it, or the merge is refused."""
-    if copy is None:
-        moved = await run(
-            "update-ref", "-m", f"lugh: merge task #{task_id}", "--end-of-options",
-            f"refs/heads/{branch}", new, old, cwd=repo, check=False,
-        )  # fmt: skip
-        return moved.ok
-    if await _dirty(copy):
-        raise MergeRefused(
-            f"The working copy at {copy} has uncommitted changes on {branch}, so Lugh did not "
-            f"merge task #{task_id}; commit or stash them, then approve again."
-        )
-    ff = await run(
-        "merge", "--ff-only", "--quiet", "--end-of-options", new, cwd=copy, check=False,
-        config=QUIET, timeout_s=CHECKOUT_TIMEOUT_S,
-    )  # fmt: skip
-    if ff.ok:
-        return True
-    if await resolve_commit(repo, f"refs/heads/{branch}") != old:
-        return False
-    raise MergeRefused(
-        f"Lugh did not merge task #{task_id} because git would not update the working copy at "
-        f"{copy} ({_first_error(ff.stderr)}); nothing was changed."
-    )
-
-
-async def _is_ancestor(repo: Path, ancestor: str, descendant: str) -> bool:
-    result = await run("merge-base", "--is-ancestor", "--end-of-options", ancestor, descendant,
-                       cwd=repo, check=False)  # fmt: skip
-    if result.returncode not in (0, 1):
-        raise GitError(f"Lugh could not compare {ancestor} and {descendant} in {repo}.")
-    return result.ok
-
-
-async def _dirty(copy: Path) -> bool:
-    """Staged or unstaged changes to tracked files. Untracked files do not count: git refuses
-    the fast-forward itself if one would be overwritten."""
-    status = await run("--no-optional-locks", "status", "--porcelain", "-z",
-                       "--untracked-files=no", cwd=copy)  # fmt: skip
-    return bool(status.stdout.strip("\0"))
-
-
-def _until_blank(parts: list[str]) -> list[str]:
-    return parts[: parts.index("")] if "" in parts else parts
-
-
-def _first_error(stderr: str) -> str:
-    """git's complaint as a clause: its first error line, with the files it lists."""
-    lines = stderr.splitlines()
-    at = next((i for i, line in enumerate(lines) if line.startswith(("error:", "fatal:"))), None)
-    if at is None:
-        return next((line.strip() for line in lines if line.strip()), "no reason given")
-    reason = lines[at].split(":", 1)[1].strip().rstrip(":")
-    files = [line.strip() for line in lines[at + 1 :] if line.startswith("\t")]
-    if files:
-        reason += ": " + ", ".join(files[:10]) + (" …" if len(files) > 10 else "")
-    return reason[:1].lower() + reason[1:]
-
-
-def _shown(path: str) -> str:
-    """A path as text: bytes that are not UTF-8 become U+FFFD (JSON and Postgres need text)."""
-    return path.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
 def _json(value: Any) -> dict[str, Any]:
