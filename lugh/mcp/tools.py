@@ -9,13 +9,13 @@ from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import Field
 
-from lugh.agents.review import ReviewError
 from lugh.commands.tasks import STATUS_EVENTS, TITLE_CHARS
 from lugh.errors import UserError
 from lugh.mcp.audit import Audit
 from lugh.mcp.render import agent_json, event_json, ingest_json, project_json, task_json
 from lugh.services import Services
-from lugh.tasks import Task, TaskNotFound, TaskStatus
+from lugh.tasks import TaskNotFound, TaskStatus
+from lugh.tasks.view import task_view
 
 TaskId = Annotated[int, Field(ge=1, le=2**31 - 1, description="The task's number, e.g. 12.")]
 ProjectName = Annotated[str, Field(min_length=1, max_length=200, description="A project's name.")]
@@ -28,18 +28,6 @@ INBOX = "inbox"  # <data_dir>/inbox/<project>: files dropped there may be ingest
 
 def register_tools(server: MCPServer[Any], services: Services, audit: Audit) -> None:
     """Add Lugh's tools to `server`."""
-
-    async def project_of(task: Task) -> str | None:
-        for project in await services.projects.list():
-            if project.id == task.project_id:
-                return project.name
-        return None
-
-    async def task_of(task_id: int) -> Task:
-        found = await services.tasks.get(task_id)
-        if found is None:
-            raise TaskNotFound(task_id)
-        return found
 
     @server.tool()
     async def list_projects(ctx: Context) -> dict[str, Any]:
@@ -116,26 +104,23 @@ def register_tools(server: MCPServer[Any], services: Services, audit: Audit) -> 
         """One task: its state, agent, attempts, last events, and the diff summary when it is
         awaiting review."""
         async with audit.call(ctx, "get_task", {"task_id": task_id}):
-            task = await task_of(task_id)
-            shown = task_json(task, await project_of(task))
-            if task.agent_id is not None:
-                shown["agent"] = (await services.agents.get(task.agent_id)).name
-            events = await services.events.latest(task_id, limit=STATUS_EVENTS)
-            shown["events"] = [event_json(e) for e in events if e.kind != "mcp_call"]
-            if task.status == TaskStatus.AWAITING_REVIEW:
-                try:
-                    diff = await services.review.diff(task_id)
-                except ReviewError:
-                    pass
-                else:
-                    shown["diff"] = {
-                        "summary": diff.summary,
-                        "files": [
-                            {"path": f.path, "status": f.status, "added": f.added,
-                             "deleted": f.deleted}
-                            for f in diff.files[:50]
-                        ],
-                    }  # fmt: skip
+            view = await task_view(services.pool, task_id, events=STATUS_EVENTS)
+            if view is None:
+                raise TaskNotFound(task_id)
+            shown = task_json(view.task, view.project)
+            if view.agent is not None:
+                shown["agent"] = view.agent
+            shown["events"] = [event_json(e) for e in view.events]
+            if view.task.status == TaskStatus.AWAITING_REVIEW and view.review is not None:
+                diff = view.review.diff
+                shown["diff"] = {
+                    "summary": diff.get("summary"),
+                    "files": [
+                        {"path": f["path"], "status": f["status"], "added": f["added"],
+                         "deleted": f["deleted"]}
+                        for f in diff.get("files", [])[:50]
+                    ],
+                }  # fmt: skip
             return shown
 
     @server.tool()

@@ -139,6 +139,24 @@ async def test_a_task_is_shown_with_its_events_and_listed_then_cancelled(server,
     assert [t["id"] for t in finished["tasks"]] == [task["id"]]
 
 
+async def test_a_tasks_events_are_its_newest_with_their_times_and_no_records_of_mcp_calls(
+    server, services, demo
+):
+    async with Client(server) as client:
+        task = payload(await client.call_tool("assign_task", {"project": "demo", "title": "do it"}))
+        for n in range(6):
+            await services.events.publish(task["id"], "note", {"n": n})
+        await client.call_tool("cancel_task", {"task_id": task["id"]})
+        shown = payload(await client.call_tool("get_task", {"task_id": task["id"]}))
+
+    stored = [e for e in await services.events.latest(task["id"]) if e.kind != "mcp_call"]
+    assert len(stored) == 8 and shown["project"] == "demo"
+    assert shown["events"] == [
+        {"kind": e.kind, "data": e.data, "at": e.created_at.isoformat()} for e in stored[-5:]
+    ]
+    assert shown["events"][-1]["kind"] == "cancelled"
+
+
 async def test_a_task_in_review_shows_its_diff_and_is_approved_into_main(
     server, services, demo, repo
 ):
@@ -148,6 +166,7 @@ async def test_a_task_in_review_shows_its_diff_and_is_approved_into_main(
         approved = payload(await client.call_tool("approve_task", {"task_id": task_id}))
 
     assert shown["status"] == "awaiting_review"
+    assert shown["diff"]["summary"] == "+1 −0 in 1 file"
     assert shown["diff"]["files"] == [
         {"path": "hello.txt", "status": "added", "added": 1, "deleted": 0}
     ]
