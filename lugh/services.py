@@ -18,6 +18,7 @@ from lugh.knowledge.embedders import make_embedder
 from lugh.knowledge.service import KnowledgeService
 from lugh.llm import AnthropicChat, ChatModel
 from lugh.projects import AgentService, ProjectService
+from lugh.replay import ReplayService
 from lugh.tasks import Events, Listener, TaskQueue
 
 
@@ -37,6 +38,7 @@ class Services:
     sessions: SessionStore
     worktrees: WorktreeManager
     review: ReviewService
+    replay: ReplayService
     knowledge: KnowledgeService
     sandbox: Sandbox
     model: ChatModel | None  # None without ANTHROPIC_API_KEY: agents cannot run
@@ -84,6 +86,7 @@ def build_services(
         sessions=SessionStore(pool),
         worktrees=worktrees,
         review=ReviewService(pool, projects, worktrees, tasks),
+        replay=ReplayService(pool, projects, tasks, worktrees),
         knowledge=KnowledgeService(pool, embedder, complete=complete),
         sandbox=sandbox,
         model=model,
