@@ -13,6 +13,7 @@ import asyncpg
 import pytest
 
 from tests.conftest import free_port
+from tests.fakes.telegram import FakeTelegram
 
 START_TIMEOUT_S = 60
 
@@ -123,7 +124,10 @@ def test_doctor_reports_a_migrated_installation_healthy_with_secrets_masked(tmp_
     token = "5555555555:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw"
     assert lugh(tmp_path, "migrate").returncode == 0
 
-    result = lugh(tmp_path, "doctor", TELEGRAM_BOT_TOKEN=token)
+    with FakeTelegram(token).start() as telegram:  # doctor asks the Bot API whose token it is
+        result = lugh(
+            tmp_path, "doctor", TELEGRAM_BOT_TOKEN=token, TELEGRAM_API_BASE_URL=telegram.url
+        )
 
     assert result.returncode == 0, result.stdout + result.stderr
     assert "database: PostgreSQL 18" in result.stdout

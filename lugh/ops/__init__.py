@@ -1,0 +1,1 @@
+"""Operating an installation: checks of what Lugh depends on, backups and restores."""
