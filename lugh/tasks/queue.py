@@ -226,6 +226,29 @@ class TaskQueue:
             task_id, REVIEWABLE, TaskStatus.REJECTED, "rejected", {"reason": reason}
         )
 
+    async def raise_priority(self, task_id: int) -> Task:
+        """Move an open task ahead of the others (the owner's 🔥): priority one higher."""
+        return await self._adjust(task_id, "raise", "raise the priority of")
+
+    async def pause(self, task_id: int) -> Task:
+        """Hold a queued task (the owner's 😴): it stays queued but is not claimed until resumed."""
+        return await self._adjust(task_id, "pause", "pause")
+
+    async def resume(self, task_id: int) -> Task:
+        """Let a paused task be claimed again."""
+        return await self._adjust(task_id, "resume", "resume")
+
+    async def _adjust(self, task_id: int, change: str, verb: str) -> Task:
+        row = await self.pool.fetchrow(Q.adjust, task_id, change)
+        if row is not None:
+            await self._relay(row)
+            return Task.from_row(row)
+        current = await self.get(task_id)
+        if current is None:
+            raise TaskNotFound(task_id)
+        state = "paused" if current.options.get("paused") else current.status.value.replace("_", " ")
+        raise TaskError(f"Cannot {verb} #{task_id}: it is {state}.")
+
     async def get(self, task_id: int) -> Task | None:
         row = await self.pool.fetchrow(Q.get, task_id)
         return None if row is None else Task.from_row(row)

@@ -273,3 +273,38 @@ LIMIT $6;
 -- Send notes after the change they announce has committed: $1 channels, $2 payloads, pairwise.
 SELECT pg_notify(note.channel, note.payload)
 FROM unnest($1::text[], $2::text[]) AS note(channel, payload);
+
+-- name: adjust
+-- The owner's nudges that are not moves: $2 'raise' (priority + 1, for an open task), 'pause'
+-- (a queued task is held: not due until resumed) or 'resume'. NULL when it does not apply.
+WITH changed AS (
+    UPDATE tasks t
+    SET priority = CASE WHEN $2::text = 'raise' THEN least(t.priority + 1, 32767) ELSE t.priority END,
+        run_after = CASE $2::text WHEN 'pause' THEN 'infinity'::timestamptz
+                                  WHEN 'resume' THEN now() ELSE t.run_after END,
+        options = CASE $2::text WHEN 'pause' THEN t.options || '{"paused": true}'
+                                WHEN 'resume' THEN t.options - 'paused' ELSE t.options END,
+        updated_at = now()
+    WHERE t.id = $1
+      AND CASE $2::text
+          WHEN 'raise' THEN t.status IN ('queued', 'running', 'awaiting_review')
+          WHEN 'pause' THEN t.status = 'queued' AND NOT t.options ? 'paused'
+          ELSE t.status = 'queued' AND t.options ? 'paused' END
+    RETURNING t.*
+), event AS (
+    INSERT INTO task_events (task_id, kind, data)
+    SELECT id, CASE $2::text WHEN 'raise' THEN 'priority_raised' WHEN 'pause' THEN 'paused'
+                             ELSE 'resumed' END,
+           jsonb_build_object('priority', priority)
+    FROM changed
+    RETURNING id, task_id, kind,
+              json_build_object('id', id, 'task_id', task_id, 'kind', kind)::text AS note
+)
+SELECT changed.*,
+       ARRAY(SELECT depends_on_id FROM task_dependencies
+             WHERE task_id = changed.id ORDER BY 1) AS depends_on,
+       event.note AS event_note, pg_notify('lugh_events', event.note)::text AS notified,
+       CASE WHEN $2::text = 'resume' THEN changed.id::text END AS task_note,
+       CASE WHEN $2::text = 'resume' THEN pg_notify('lugh_tasks', changed.id::text)::text END
+           AS notified_task
+FROM changed JOIN event ON event.task_id = changed.id;
