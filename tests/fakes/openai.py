@@ -25,6 +25,9 @@ from tests.fakes.server import FakeServer
 API_KEY = "sk-test-fake"
 EMBEDDING_DIMS = {"text-embedding-3-small": 1536, "text-embedding-3-large": 3072}
 MAX_INPUTS = 2048
+OGG_MAGIC = b"OggS\x00\x02"
+TRANSCRIBE_MODELS = {"whisper-1", "gpt-4o-transcribe", "gpt-4o-mini-transcribe"}
+MAX_AUDIO_BYTES = 25 * 1024 * 1024
 
 Handler = Callable[[Request], Awaitable[Response]]
 
@@ -43,6 +46,16 @@ def fake_embedding(text: str, dims: int = 1536) -> np.ndarray:
     return vector / np.linalg.norm(vector)
 
 
+def fake_audio(
+    text: str, *, avg_logprob: float = -0.1, no_speech_prob: float = 0.01, seconds: float = 3.0
+) -> bytes:
+    """A "recording" the fake transcribes as `text` with these segment figures: an Ogg page
+    header followed by what it says. Bytes without the header are refused as not audio."""
+    said = {"text": text, "avg_logprob": avg_logprob, "no_speech_prob": no_speech_prob,
+            "seconds": seconds}  # fmt: skip
+    return OGG_MAGIC + json.dumps(said).encode()
+
+
 def error(status: int, message: str, type_: str, code: str | None = None) -> JSONResponse:
     body = {"error": {"message": message, "type": type_, "param": None, "code": code}}
     return JSONResponse(body, status_code=status)
@@ -54,6 +67,7 @@ class FakeOpenAI(FakeServer):
     def __init__(self) -> None:
         self._failures: list[Failure] = []
         self._failures_lock = threading.Lock()
+        self.transcriptions: list[dict] = []  # every transcription request that got an answer
         super().__init__(self.routes())
 
     @property
@@ -61,7 +75,11 @@ class FakeOpenAI(FakeServer):
         return f"{self.url}/v1"
 
     def routes(self) -> list[BaseRoute]:
-        return [Route("/v1/embeddings", self.endpoint(self._embeddings), methods=["POST"])]
+        return [
+            Route("/v1/embeddings", self.endpoint(self._embeddings), methods=["POST"]),
+            Route("/v1/audio/transcriptions", self.endpoint(self._transcriptions),
+                  methods=["POST"]),
+        ]  # fmt: skip
 
     def fail_next(
         self, status: int = 429, *, path_suffix: str = "", times: int = 1,
@@ -146,3 +164,40 @@ class FakeOpenAI(FakeServer):
                 "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
             }
         )
+
+    async def _transcriptions(self, request: Request) -> Response:
+        """POST /v1/audio/transcriptions (multipart): `file`, `model`, `response_format`."""
+        async with request.form() as form:
+            model, upload = form.get("model"), form.get("file")
+            response_format = form.get("response_format") or "json"
+            audio = await upload.read() if upload is not None and not isinstance(upload, str) else None
+        if model not in TRANSCRIBE_MODELS:
+            return error(404, f"The model `{model}` does not exist.", "invalid_request_error",
+                         "model_not_found")
+        if audio is None:
+            return error(400, "Missing required parameter: 'file'.", "invalid_request_error")
+        if len(audio) > MAX_AUDIO_BYTES:
+            return error(413, "Maximum content size limit (26214400) exceeded.",
+                         "invalid_request_error")
+        try:
+            said = json.loads(audio.removeprefix(OGG_MAGIC)) if audio.startswith(OGG_MAGIC) else None
+        except ValueError:
+            said = None
+        if not isinstance(said, dict):
+            return error(400, "Audio file might be corrupted or unsupported",
+                         "invalid_request_error", "invalid_value")
+        if response_format not in ("json", "text", "verbose_json", "srt", "vtt"):
+            return error(400, f"Invalid response_format {response_format!r}.",
+                         "invalid_request_error")
+        with self._failures_lock:
+            self.transcriptions.append({"model": model, "response_format": response_format,
+                                        "filename": upload.filename, "size": len(audio)})
+        text = said["text"]
+        if response_format != "verbose_json":
+            return JSONResponse({"text": text})
+        segment = {"id": 0, "seek": 0, "start": 0.0, "end": said["seconds"], "text": text,
+                   "tokens": [50364], "temperature": 0.0, "avg_logprob": said["avg_logprob"],
+                   "compression_ratio": 1.2, "no_speech_prob": said["no_speech_prob"]}
+        return JSONResponse({"task": "transcribe", "language": "english",
+                             "duration": said["seconds"], "text": text,
+                             "segments": [segment] if text else []})  # fmt: skip

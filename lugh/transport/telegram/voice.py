@@ -1,0 +1,96 @@
+"""Voice notes: limits checked before the download, Whisper's transcript shown, then the same
+intent path as typed text (lugh.commands.voice)."""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+from datetime import timedelta
+
+import telegram
+from telegram.error import TelegramError
+
+from lugh.commands import voice as notes
+from lugh.commands.reply import Reply
+from lugh.knowledge.chunking.documents import human_size
+from lugh.llm.transcribe import OpenAITranscriber, TranscriptionError
+from lugh.logs import get_logger
+from lugh.transport.telegram.chat import Chat
+
+log = get_logger("lugh.transport.telegram.voice")
+
+
+async def on_voice(chat: Chat, message: telegram.Message) -> Reply | None:
+    """Transcribe a voice note and act on it; None when this message was handled before."""
+    voice = message.voice
+    if voice is None:
+        return None
+    settings = chat.services.settings
+    if settings.openai_api_key is None:
+        return Reply.refused(
+            "I can't listen to voice notes here: transcription needs OPENAI_API_KEY. "
+            "Type the request instead."
+        )
+    seconds = _seconds(voice)
+    if voice.file_size and voice.file_size > settings.voice_max_bytes:
+        return Reply.refused(
+            f"That voice note is {human_size(voice.file_size)}, over the "
+            f"{human_size(settings.voice_max_bytes)} I take; send a shorter one or type it."
+        )
+    if seconds > settings.voice_max_seconds:
+        return Reply.refused(
+            f"That voice note is {human_duration(seconds)} long, over the "
+            f"{human_duration(settings.voice_max_seconds)} I take; send a shorter one or type it."
+        )
+    ctx = chat.from_source("voice")
+    voice_id = await notes.received(ctx, chat.chat_id, message.message_id, voice.file_id, seconds)
+    if voice_id is None:
+        return None
+    try:
+        audio = bytes(await (await chat.bot.get_file(voice.file_id)).download_as_bytearray())
+    except TelegramError as exc:
+        log.warning("voice note download failed", error=str(exc))
+        await notes.failed(ctx, voice_id, f"download: {exc}")
+        return Reply.refused("I couldn't download that voice note from Telegram; send it again.")
+    transcriber = OpenAITranscriber(
+        api_key=settings.openai_api_key.get_secret_value(),
+        model=settings.transcribe_model,
+        base_url=settings.openai_base_url,
+    )
+    try:
+        heard = await transcriber.transcribe(audio, "voice.ogg")
+    except TranscriptionError as exc:
+        await notes.failed(ctx, voice_id, str(exc))
+        if exc.unreadable:
+            return Reply.refused(
+                "I couldn't make out that voice note: the file seems corrupt or is not a "
+                "recording. Record it again or type it."
+            )
+        return Reply.refused(str(exc))
+    finally:
+        await transcriber.aclose()
+    if not heard.text:
+        await notes.failed(ctx, voice_id, "no speech")
+        return Reply.refused("I heard no words in that voice note; record it again or type it.")
+    reply = await notes.act_on(
+        ctx, voice_id, heard.text, heard.confidence,
+        min_confidence=settings.voice_min_confidence, chooser=chat.chooser,
+    )  # fmt: skip
+    unsure = heard.confidence < settings.voice_min_confidence
+    heading = f"🎙 {heard.text}" + ("\n(I'm not sure I heard that right.)" if unsure else "")
+    return dataclasses.replace(reply, text=f"{heading}\n\n{reply.text}")
+
+
+def _seconds(voice: telegram.Voice) -> float:
+    # PTB 22 warns on this attribute unless PTB_TIMEDELTA is set; both forms are handled.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        value = voice.duration
+    return value.total_seconds() if isinstance(value, timedelta) else float(value or 0)
+
+
+def human_duration(seconds: float) -> str:
+    minutes, rest = divmod(round(seconds), 60)
+    if not minutes:
+        return f"{rest} s"
+    return f"{minutes} min {rest} s" if rest else f"{minutes} min"
