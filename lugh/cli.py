@@ -197,9 +197,11 @@ def doctor(
 
 def _register_knowledge_commands() -> None:
     from lugh.knowledge.cli import ask, ingest
+    from lugh.replay.cli import replay
 
     app.command()(ingest)
     app.command()(ask)
+    app.command()(replay)
 
 
 _register_knowledge_commands()
