@@ -1,5 +1,6 @@
 """Streamable HTTP at `/mcp` as a component of `lugh run`: uvicorn in the same event loop,
-bearer tokens, Host/Origin checks, a body limit, a per-token rate limit, and `/health`."""
+bearer tokens, Host/Origin checks, a body limit, a per-token rate limit, `/health` and
+`/metrics`."""
 
 from __future__ import annotations
 
@@ -21,6 +22,8 @@ from lugh.mcp.audit import READ_SCOPE
 from lugh.mcp.limits import RateLimiter
 from lugh.mcp.server import build_server
 from lugh.mcp.tokens import StaticTokenVerifier
+from lugh.metrics import CONTENT_TYPE as METRICS_TYPE
+from lugh.metrics import Metrics
 from lugh.services import Services
 
 PATH = "/mcp"
@@ -93,7 +96,8 @@ class McpHttp:
             transport_security=transport_security(allowed_hosts),
             host=self.host,
         )
-        self.app = _Guard(mcp_app, self.verifier, self.limiter)
+        metrics = Metrics(services.pool, services.dsn, settings.instance)
+        self.app = _Guard(mcp_app, self.verifier, self.limiter, metrics)
         self.ready = asyncio.Event()
         self._server: uvicorn.Server | None = None
 
@@ -143,15 +147,20 @@ class _Uvicorn(uvicorn.Server):
 
 
 class _Guard:
-    """`/health` without a token; a per-token rate limit (429) before the SDK's app."""
+    """`/health` and `/metrics` (counts only) without a token; a per-token rate limit (429)
+    before the SDK's app."""
 
-    def __init__(self, app: ASGIApp, verifier: StaticTokenVerifier, limiter: RateLimiter) -> None:
-        self.app, self.verifier, self.limiter = app, verifier, limiter
+    def __init__(
+        self, app: ASGIApp, verifier: StaticTokenVerifier, limiter: RateLimiter, metrics: Metrics
+    ) -> None:
+        self.app, self.verifier, self.limiter, self.metrics = app, verifier, limiter, metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             if scope["path"] == "/health":
                 return await _respond(send, 200, {"status": "ok"})
+            if scope["path"] == "/metrics":
+                return await _respond_text(send, 200, await self.metrics.render(), METRICS_TYPE)
             token = self.verifier.verify(_bearer(scope))
             if token is not None and not self.limiter.allow(token.client_id):
                 wait = self.limiter.retry_after(token.client_id)
@@ -178,6 +187,16 @@ async def _respond(
         "type": "http.response.start", "status": status,
         "headers": [(b"content-type", b"application/json"),
                     (b"content-length", str(len(data)).encode()), *headers],
+    })  # fmt: skip
+    await send({"type": "http.response.body", "body": data})
+
+
+async def _respond_text(send: Send, status: int, text: str, content_type: str) -> None:
+    data = text.encode()
+    await send({
+        "type": "http.response.start", "status": status,
+        "headers": [(b"content-type", content_type.encode()),
+                    (b"content-length", str(len(data)).encode())],
     })  # fmt: skip
     await send({"type": "http.response.body", "body": data})
 
