@@ -74,6 +74,8 @@ class Settings(BaseSettings):
     redis_url: SecretStr | None = Field(None, alias="REDIS_URL")
     max_agents: int = Field(4, alias="LUGH_MAX_AGENTS", ge=1, le=64)
     sandbox: Literal["bubblewrap", "none"] = Field("bubblewrap", alias="LUGH_SANDBOX")
+    # As root without a pids cgroup nothing the kernel enforces caps a command's processes.
+    sandbox_allow_uncapped_root: bool = Field(False, alias="LUGH_SANDBOX_ALLOW_UNCAPPED_ROOT")
 
     digest_minutes: int = Field(60, alias="LUGH_DIGEST_MINUTES", ge=1, le=1440)
     quiet_hours: str | None = Field(None, alias="LUGH_QUIET_HOURS")

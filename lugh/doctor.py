@@ -139,7 +139,10 @@ async def _dispatch_checks(dsn: str) -> list[Check]:
 async def _outside_checks(settings: Settings) -> list[Check]:
     """The sandbox, the embedding model, Telegram and Redis, probed at once (each is bounded)."""
     sandbox, embedder, telegram, redis = await asyncio.gather(
-        make_sandbox(settings.sandbox, hidden=[settings.resolved_data_dir]).check(),
+        make_sandbox(
+            settings.sandbox, hidden=[settings.resolved_data_dir],
+            allow_uncapped_root=settings.sandbox_allow_uncapped_root,
+        ).check(),
         ops_checks.embedder(settings),
         ops_checks.telegram(settings),
         ops_checks.redis(settings),

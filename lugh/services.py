@@ -68,7 +68,8 @@ def build_services(
     # The agents' commands must not see Lugh's own state: the data dir holds the embedded
     # database's socket, the clones' credentials and the MCP token.
     sandbox = make_sandbox(
-        settings.sandbox, hidden=[data_dir, *_socket_dirs(dsn), *(hidden or [])]
+        settings.sandbox, hidden=[data_dir, *_socket_dirs(dsn), *(hidden or [])],
+        allow_uncapped_root=settings.sandbox_allow_uncapped_root,
     )
     model = _model(settings)
     # /ask answers through the model when there is one, else with the best passages.

@@ -3,8 +3,10 @@
 
 import os
 import re
+import secrets
 from pathlib import Path
 
+import psutil
 import pytest
 
 from lugh.agents.sandbox import (
@@ -15,7 +17,8 @@ from lugh.agents.sandbox import (
     command_environment,
     make_sandbox,
 )
-from lugh.agents.sandbox.process import CappedOutput
+from lugh.agents.sandbox.pids import find_pids_hierarchy
+from lugh.agents.sandbox.process import ROOT_REFUSAL, CappedOutput, process_cap
 
 SECRET = "sk-ant-api03-canary0123456789abcdefghij"
 
@@ -163,6 +166,58 @@ async def test_the_check_reports_a_working_bubblewrap() -> None:
     check = await make_sandbox("bubblewrap").check()
     expected = "warn" if os.geteuid() == 0 else "ok"
     assert check.level == expected and "bubblewrap works" in check.detail
+
+
+async def test_the_check_says_what_caps_a_commands_processes() -> None:
+    hierarchy = find_pids_hierarchy()
+    check = await make_sandbox("bubblewrap").check()
+    if hierarchy is not None:
+        assert f"processes capped by {hierarchy.describe()}" in check.detail
+    else:
+        assert check.level == "fail" if os.geteuid() == 0 else "RLIMIT_NPROC" in check.detail
+
+
+def test_as_root_without_a_pids_cgroup_commands_are_refused_unless_allowed() -> None:
+    if os.geteuid() == 0:
+        with pytest.raises(SandboxError) as error:
+            process_cap(64, allow_uncapped_root=False, find=lambda: None)
+        assert str(error.value) == ROOT_REFUSAL
+    assert process_cap(64, allow_uncapped_root=True, find=lambda: None) is None
+
+
+async def test_a_command_runs_in_a_pids_cgroup_of_its_own_that_goes_with_it(
+    worktree: Path,
+) -> None:
+    hierarchy = find_pids_hierarchy()
+    if hierarchy is None:  # then RLIMIT_NPROC must bind: only an ordinary user gets here
+        assert os.geteuid() != 0
+        return
+    sandbox = make_sandbox("none", limits=Limits(processes=32))
+    field = "pids" if hierarchy.version == 1 else ""
+    result = await sandbox.run(
+        f"own=$(grep '^[0-9]*:{field}:' /proc/self/cgroup | cut -d: -f3); echo $own;"
+        f" cat {hierarchy.parent}/$(basename $own)/pids.max",
+        cwd=worktree, timeout_s=30, env={},
+    )
+    own, limit = result.stdout.split()
+    assert Path(own).parent.name == "lugh-sandbox" and Path(own).name.startswith("cmd-")
+    assert limit == "32"
+    assert not (hierarchy.parent / Path(own).name).exists()
+
+
+async def test_a_process_that_left_the_session_is_still_killed_with_its_command(
+    worktree: Path,
+) -> None:
+    if find_pids_hierarchy() is None:
+        assert os.geteuid() != 0
+        return
+    marker = f"1000.{secrets.randbelow(10**9):09d}"
+    result = await make_sandbox("none").run(
+        f"setsid sleep {marker} > /dev/null 2>&1 & echo started", cwd=worktree, timeout_s=30,
+        env={},
+    )
+    assert result.stdout == "started\n"
+    assert not [p for p in psutil.process_iter(["cmdline"]) if marker in (p.info["cmdline"] or ())]
 
 
 async def test_the_none_backend_says_it_is_not_isolation() -> None:

@@ -23,6 +23,7 @@ import pytest
 
 from lugh import git as host_git
 from lugh.agents.sandbox import BubblewrapSandbox, CommandResult, Limits, MiB, SandboxError
+from lugh.agents.sandbox.pids import find_pids_hierarchy
 from tests.conftest import git, make_repo
 
 SECRET = "sk-ant-api03-escape-canary-0123456789abcdef"
@@ -251,21 +252,53 @@ async def no_leftovers(marker: str) -> bool:
     return True
 
 
-async def test_a_fork_bomb_is_contained_and_the_host_stays_responsive(scene: Scene) -> None:
+def count_marked(marker: str) -> int:
+    """Processes on the host whose command line holds `marker` (a quick /proc scan)."""
+    count = 0
+    for pid in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                count += marker.encode() in f.read()
+        except (OSError, ValueError):
+            continue
+    return count
+
+
+async def test_a_fork_bomb_is_stopped_by_the_kernel_and_the_host_stays_responsive(
+    scene: Scene,
+) -> None:
+    # As root, only a pids cgroup binds (the kernel exempts root from RLIMIT_NPROC).
+    assert find_pids_hierarchy() is not None or os.geteuid() != 0
     marker = f"bomb{secrets.token_hex(4)}"
     bomb = asyncio.create_task(
-        scene.run(f"{marker}() {{ {marker} | {marker} & }}; {marker}; sleep 30", timeout_s=5)
+        scene.run(f"{marker}() {{ {marker} | {marker} & }}; {marker}; sleep 30", timeout_s=20)
     )
-    slowest = 0.0
+    slowest, most = 0.0, 0
     while not bomb.done() or slowest == 0.0:
+        most = max(most, count_marked(marker))
         started = time.monotonic()
         probe = await asyncio.create_subprocess_exec("/bin/true")
         await asyncio.wait_for(probe.wait(), WAIT_S)
         slowest = max(slowest, time.monotonic() - started)
     result = await bomb
-    assert result.stopped == "it started more than 64 processes" or result.timed_out
+    assert result.stopped == "it tried to start more than 64 processes", result.render()
+    assert most <= LIMITS.processes
     assert slowest < 3.0
     assert await no_leftovers(marker)
+
+
+async def test_nothing_inside_can_leave_or_raise_its_process_cap(scene: Scene) -> None:
+    attempts = [
+        "echo $$ > /sys/fs/cgroup/pids/cgroup.procs",
+        "echo $$ > /sys/fs/cgroup/pids/lugh-sandbox/cgroup.procs",
+        "echo max > /sys/fs/cgroup/pids/lugh-sandbox/pids.max",
+        "for f in /sys/fs/cgroup/*/cgroup.procs /sys/fs/cgroup/cgroup.procs; do"
+        " echo $$ > $f && exit 0; done; exit 1",
+        "mkdir -p /tmp/cg && mount -t cgroup -o pids none /tmp/cg",
+        "mkdir -p /tmp/cg2 && mount -t cgroup2 none /tmp/cg2",
+        "ls /sys/fs/cgroup/pids/cgroup.procs",
+    ]
+    assert await scene.breaches(attempts) == []
 
 
 async def test_memory_and_disk_hogs_are_contained(scene: Scene) -> None:

@@ -24,14 +24,17 @@ SANDBOX_NAMES = ("bubblewrap", "none")
 
 def make_sandbox(
     name: str = "bubblewrap", *, limits: Limits | None = None, hidden: Sequence[Path | str] = (),
-    bwrap: str = "bwrap",
+    bwrap: str = "bwrap", allow_uncapped_root: bool = False,
 ) -> Sandbox:
     """The sandbox called `name`; `hidden` paths (data dir, database socket dir, .env …) are
-    invisible inside it. `none` must be asked for by name: nothing falls back to it."""
+    invisible inside it. `none` must be asked for by name: nothing falls back to it. As root
+    without a pids cgroup, commands are refused unless `allow_uncapped_root`."""
     if name == "bubblewrap":
-        return BubblewrapSandbox(limits=limits, hidden=hidden, bwrap=bwrap)
+        return BubblewrapSandbox(
+            limits=limits, hidden=hidden, bwrap=bwrap, allow_uncapped_root=allow_uncapped_root
+        )
     if name == "none":
-        return NoSandbox(limits=limits)
+        return NoSandbox(limits=limits, allow_uncapped_root=allow_uncapped_root)
     raise SandboxError(f"LUGH_SANDBOX must be one of {', '.join(SANDBOX_NAMES)}, got {name!r}.")
 
 

@@ -13,14 +13,16 @@ runs inside. What the mounts are, in order:
   host side), and nothing can write .git/hooks or .git/config.
 A worktree that contains a hidden path is refused: binding it would uncover that path.
 Namespaces: all of them, including a user namespace in which no further ones may be made.
-Limits: see `limited_shell` (rlimits through prlimit, lower priority) and `TaskWatchdog` (the
-process count when Lugh runs as root, whom RLIMIT_NPROC does not bind). Needs bubblewrap ≥ 0.8.
+Limits: see `limited_shell` (rlimits through prlimit, lower priority) and pids.py (a pids cgroup
+per command caps its processes, for root too; /sys/fs/cgroup is hidden so nothing leaves it).
+Needs bubblewrap ≥ 0.8.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import shutil
 import stat
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -33,9 +35,11 @@ from lugh.agents.sandbox.base import (
     SandboxError,
 )
 from lugh.agents.sandbox.environment import SAFE_PATH, command_environment
-from lugh.agents.sandbox.process import limited_shell, run_process
+from lugh.agents.sandbox.process import limited_shell, process_cap_mechanism, run_process
 
-ALWAYS_HIDDEN = ("/root", "/home", "/run", "/var/run", "/etc/shadow", "/etc/gshadow")
+ALWAYS_HIDDEN = (
+    "/root", "/home", "/run", "/var/run", "/etc/shadow", "/etc/gshadow", "/sys/fs/cgroup",
+)  # fmt: skip
 
 
 class BubblewrapSandbox:
@@ -45,9 +49,10 @@ class BubblewrapSandbox:
 
     def __init__(
         self, *, limits: Limits | None = None, hidden: Sequence[Path | str] = (),
-        bwrap: str = "bwrap",
+        bwrap: str = "bwrap", allow_uncapped_root: bool = False,
     ) -> None:
         self.limits = limits or Limits()
+        self.allow_uncapped_root = allow_uncapped_root
         self.hidden = [*ALWAYS_HIDDEN, *(os.fspath(p) for p in hidden)]
         self.bwrap = bwrap
 
@@ -66,6 +71,9 @@ class BubblewrapSandbox:
                     "which must stay hidden from agents."
                 )
         environment = command_environment(env)
+        # Found before anything starts: it runs behind the script that joins the pids cgroup.
+        if shutil.which(self.bwrap, path=SAFE_PATH) is None:
+            raise self._unavailable(f"{self.bwrap} is not installed")
         # bwrap reports on this pipe once the sandbox is built: no report, no sandbox.
         status_read, status_write = os.pipe()
         try:
@@ -76,7 +84,7 @@ class BubblewrapSandbox:
                 result = await run_process(
                     argv, cwd=Path(worktree), env={"PATH": SAFE_PATH}, timeout_s=timeout_s,
                     output_bytes=self.limits.output_bytes, max_processes=self.limits.processes,
-                    pass_fds=(status_write,),
+                    allow_uncapped_root=self.allow_uncapped_root, pass_fds=(status_write,),
                 )
             except FileNotFoundError:
                 raise self._unavailable(f"{self.bwrap} is not installed") from None
@@ -101,14 +109,18 @@ class BubblewrapSandbox:
             return SandboxCheck(
                 "fail", f"bubblewrap started but `true` failed: {result.stderr.strip()}"
             )
+        cap = process_cap_mechanism()
         if os.geteuid() == 0:
             return SandboxCheck(
                 "warn",
-                "bubblewrap works, but Lugh runs as root: the kernel does not enforce the process "
-                "limit for root (Lugh's watchdog does) and root-only files stay readable; "
-                "run Lugh as an ordinary user.",
+                f"bubblewrap works, processes capped by {cap}, but Lugh runs as root, so "
+                "root-only files outside the hidden paths stay readable; run Lugh as an "
+                "ordinary user.",
             )
-        return SandboxCheck("ok", "bubblewrap works: no network, worktree-only writes, limits on")
+        return SandboxCheck(
+            "ok",
+            f"bubblewrap works: no network, worktree-only writes, processes capped by {cap}",
+        )
 
     def argv(
         self, command: str, worktree: str, env: Mapping[str, str], status_fd: int,

@@ -1,5 +1,5 @@
-"""Running one sandbox process: output capped while it is read, a wall timeout and a process-count
-watchdog that kill the whole process group, and nothing left behind."""
+"""Running one sandbox process: output capped while it is read, its processes capped by the kernel
+(a pids cgroup, see pids.py), a wall timeout that kills all of them, and nothing left behind."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from pathlib import Path
 
 from lugh.agents.sandbox.base import CommandResult, Limits, SandboxError
 from lugh.agents.sandbox.environment import SAFE_PATH
+from lugh.agents.sandbox.pids import CommandCgroup, PidsHierarchy, find_pids_hierarchy
 
 WATCH_INTERVAL_S = 0.005
 DRAIN_AFTER_KILL_S = 2.0
@@ -97,18 +98,63 @@ def count_tasks(pid: int, stop: int) -> int:
     return count
 
 
-class TaskWatchdog(threading.Thread):
-    """Kills process `pid` once its descendants number more than `limit` tasks.
+def process_cap(
+    processes: int, *, allow_uncapped_root: bool,
+    find: Callable[[], PidsHierarchy | None] = find_pids_hierarchy,
+) -> CommandCgroup | None:
+    """A pids cgroup holding the command to `processes` tasks; None when there is none to be
+    had and RLIMIT_NPROC (set by `limited_shell`) binds instead. As root it does not, so then the
+    command is refused unless running uncapped was allowed explicitly."""
+    hierarchy = find()
+    if hierarchy is not None:
+        try:
+            return hierarchy.create(processes)
+        except OSError as exc:
+            raise SandboxError(
+                f"The command was not run because its pids cgroup could not be made in "
+                f"{hierarchy.parent} ({exc.strerror or exc})."
+            ) from None
+    if os.geteuid() == 0 and not allow_uncapped_root:
+        raise SandboxError(ROOT_REFUSAL)
+    return None
 
-    RLIMIT_NPROC is the real limit, but the kernel does not apply it to uid 0; this catches a
-    fork bomb there too. A thread, not a task on the event loop, so a loop kept busy cannot
-    delay it, and a pidfd, so the kill can never hit a recycled pid.
+
+def process_cap_mechanism() -> str:
+    """What caps a command's processes here, for `lugh doctor`."""
+    hierarchy = find_pids_hierarchy()
+    if hierarchy is not None:
+        return hierarchy.describe()
+    if os.geteuid() != 0:
+        return f"RLIMIT_NPROC (no pids cgroup; Lugh runs as uid {os.geteuid()})"
+    return (
+        "nothing the kernel enforces (root without a pids cgroup, allowed by "
+        "LUGH_SANDBOX_ALLOW_UNCAPPED_ROOT): only a watchdog that counts them"
+    )
+
+
+ROOT_REFUSAL = (
+    "The command was not run because Lugh runs as root and no pids cgroup is available to cap "
+    "its processes (the kernel ignores RLIMIT_NPROC for root); run Lugh as an ordinary user, "
+    "give it a writable pids cgroup, or set LUGH_SANDBOX_ALLOW_UNCAPPED_ROOT=true."
+)
+
+
+class Watchdog(threading.Thread):
+    """Stops the command once it has hit its process cap: with a cgroup, once the kernel refused
+    a fork (then every process in the cgroup is killed); without one, once its descendants number
+    more than `limit` (a best effort, for the explicitly allowed uncapped root only).
+
+    A thread, not a task on the event loop, so a loop kept busy cannot delay it, and a pidfd, so
+    the kill can never hit a recycled pid.
     """
 
-    def __init__(self, pid: int, limit: int, on_trip: Callable[[str], None]) -> None:
+    def __init__(
+        self, pid: int, limit: int, cgroup: CommandCgroup | None, on_trip: Callable[[str], None]
+    ) -> None:
         super().__init__(name=f"sandbox-watchdog-{pid}", daemon=True)
-        self.pid, self.limit, self.on_trip = pid, limit, on_trip
+        self.pid, self.limit, self.cgroup, self.on_trip = pid, limit, cgroup, on_trip
         self.done = threading.Event()
+        self.reason: str | None = None
         try:
             self.pidfd: int | None = os.pidfd_open(pid)
         except OSError:
@@ -117,13 +163,19 @@ class TaskWatchdog(threading.Thread):
     def run(self) -> None:
         try:
             while not self.done.wait(WATCH_INTERVAL_S):
-                if count_tasks(self.pid, self.limit) > self.limit and not self.done.is_set():
+                if self._over() and not self.done.is_set():
+                    self.reason = f"it tried to start more than {self.limit} processes"
                     self._kill()
-                    self.on_trip(f"it started more than {self.limit} processes")
+                    self.on_trip(self.reason)
                     return
         finally:
             if self.pidfd is not None:
                 os.close(self.pidfd)
+
+    def _over(self) -> bool:
+        if self.cgroup is not None:
+            return self.cgroup.tripped()
+        return count_tasks(self.pid, self.limit) > self.limit
 
     def _kill(self) -> None:
         with contextlib.suppress(ProcessLookupError):
@@ -131,6 +183,8 @@ class TaskWatchdog(threading.Thread):
                 signal.pidfd_send_signal(self.pidfd, signal.SIGKILL)
             else:
                 os.kill(self.pid, signal.SIGKILL)
+        if self.cgroup is not None:
+            self.cgroup.kill()
 
 
 async def run_process(
@@ -141,10 +195,34 @@ async def run_process(
     timeout_s: float,
     output_bytes: int,
     max_processes: int,
+    allow_uncapped_root: bool = False,
     pass_fds: Sequence[int] = (),
 ) -> CommandResult:
-    """Run `argv` in its own session; when it ends, times out or starts more than
-    `max_processes` descendants, its whole process group is killed."""
+    """Run `argv` in its own session and its own pids cgroup; when it ends, times out or hits
+    `max_processes`, its whole process group and everything in its cgroup are killed."""
+    cgroup = process_cap(max_processes, allow_uncapped_root=allow_uncapped_root)
+    try:
+        return await _run(
+            cgroup.join_argv(list(argv)) if cgroup else argv, cgroup, cwd=cwd, env=env,
+            timeout_s=timeout_s, output_bytes=output_bytes, max_processes=max_processes,
+            pass_fds=pass_fds,
+        )  # fmt: skip
+    finally:
+        if cgroup is not None:
+            await asyncio.shield(cgroup.remove())
+
+
+async def _run(
+    argv: Sequence[str],
+    cgroup: CommandCgroup | None,
+    *,
+    cwd: Path,
+    env: Mapping[str, str],
+    timeout_s: float,
+    output_bytes: int,
+    max_processes: int,
+    pass_fds: Sequence[int],
+) -> CommandResult:
     started = time.monotonic()
     proc = await asyncio.create_subprocess_exec(
         *argv,
@@ -164,8 +242,8 @@ async def run_process(
     ended = asyncio.create_task(proc.wait())
     loop = asyncio.get_running_loop()
     tripped: asyncio.Future[str] = loop.create_future()
-    watchdog = TaskWatchdog(
-        proc.pid, max_processes,
+    watchdog = Watchdog(
+        proc.pid, max_processes, cgroup,
         lambda why: loop.call_soon_threadsafe(lambda: tripped.done() or tripped.set_result(why)),
     )
     watchdog.start()
@@ -182,10 +260,14 @@ async def run_process(
         watchdog.done.set()
         tripped.cancel()
         _kill_group(proc.pid)
+        if cgroup is not None:
+            cgroup.kill()
         await asyncio.shield(ended)
         await asyncio.to_thread(watchdog.join)  # no callback may come after we return
-        # Everything in the group is dead, so the pipes close; a process that left the group
-        # (only possible without a sandbox) is not waited for.
+        if watchdog.reason and not timed_out:
+            stopped = watchdog.reason  # it may have killed the command just before it ended
+        # Everything in the group (and the cgroup) is dead, so the pipes close; a process that
+        # left both (only possible without a sandbox and a cgroup) is not waited for.
         _, late = await asyncio.wait(readers, timeout=DRAIN_AFTER_KILL_S)
         for reader in late:
             reader.cancel()

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from lugh.agents.sandbox.base import CommandResult, Limits, SandboxCheck, SandboxError
 from lugh.agents.sandbox.environment import command_environment
-from lugh.agents.sandbox.process import limited_shell, run_process
+from lugh.agents.sandbox.process import limited_shell, process_cap_mechanism, run_process
 
 
 class NoSandbox:
@@ -17,8 +17,9 @@ class NoSandbox:
 
     name = "none"
 
-    def __init__(self, *, limits: Limits | None = None) -> None:
+    def __init__(self, *, limits: Limits | None = None, allow_uncapped_root: bool = False) -> None:
         self.limits = limits or Limits()
+        self.allow_uncapped_root = allow_uncapped_root
 
     async def run(
         self, command: str, *, cwd: Path, timeout_s: float, env: Mapping[str, str]
@@ -29,6 +30,7 @@ class NoSandbox:
             return await run_process(
                 argv, cwd=Path(cwd), env=environment, timeout_s=timeout_s,
                 output_bytes=self.limits.output_bytes, max_processes=self.limits.processes,
+                allow_uncapped_root=self.allow_uncapped_root,
             )
         except OSError as exc:
             raise SandboxError(
@@ -39,5 +41,6 @@ class NoSandbox:
         return SandboxCheck(
             "warn",
             "LUGH_SANDBOX=none: agent commands run on this machine without isolation "
-            "(limits and a clean environment only).",
+            "(limits and a clean environment only; processes capped by "
+            f"{process_cap_mechanism()}).",
         )
