@@ -9,11 +9,14 @@ from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ResourceNotFoundError
 
 from lugh.errors import NotFound
-from lugh.mcp.render import agent_json, event_json, project_json, session_json, task_json
+from lugh.mcp.render import (
+    agent_json, event_json, files_json, project_json, session_json, step_json, task_json,
+)
 from lugh.services import Services
 
 JSON = "application/json"
 TASK_EVENTS = 20
+TASK_STEPS = 30  # the last ones; `lugh replay` shows any
 
 
 def register_resources(server: MCPServer[Any], services: Services) -> None:
@@ -41,12 +44,19 @@ def register_resources(server: MCPServer[Any], services: Services) -> None:
 
     @server.resource("lugh://tasks/{id}", mime_type=JSON)
     async def task(id: str) -> str:
-        """One task with its latest events."""
+        """One task with its latest events, the last steps of its agent runs (what the model
+        said, its tool calls and their results), and the files changed so far."""
         found = await services.tasks.get(_number(id, "task"))
         if found is None:
             raise ResourceNotFoundError(f"There is no task #{id}.")
         events = await services.events.latest(found.id, limit=TASK_EVENTS)
-        return _json(task_json(found) | {"events": [event_json(e) for e in events]})
+        replay = await services.replay.show(found.id)
+        return _json(task_json(found) | {
+            "events": [event_json(e) for e in events],
+            "step_count": replay.total,
+            "steps": [step_json(s) for s in replay.steps[-TASK_STEPS:]],
+            "files": files_json(replay.files),
+        })  # fmt: skip
 
     @server.resource("lugh://sessions/{id}", mime_type=JSON)
     async def session(id: str) -> str:

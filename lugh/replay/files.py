@@ -39,6 +39,7 @@ class FileState:
 
     changes: list[FileChange] = field(default_factory=list)
     commands_at: list[int] = field(default_factory=list)
+    unavailable: str | None = None  # why the files could not be rebuilt (the repository is gone)
 
     @property
     def contents(self) -> dict[str, str]:

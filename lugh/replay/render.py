@@ -37,17 +37,17 @@ def step_text(shown: Replay, *, limit: int | None = EXCERPT, recent: int | None 
         lines.append(step.system)
     picked = list(enumerate(step.sent, 1))
     if recent is not None and len(picked) > recent + 1:
-        left_out = len(picked) - recent - 1
-        picked = [picked[0], (0, {"role": "", "content": f"… {left_out} more"}), *picked[-recent:]]
+        gap = {"role": "", "content": f"… {len(picked) - recent - 1} more"}
+        picked = [picked[0], (0, gap), *picked[-recent:]]
     for n, message in picked:
         if n == 0:
             lines.append(f"  {message['content']}")
             continue
-        lines.append(f"  {n} {message['role']}: {_message(message['content'], limit)}")
+        lines.append(f"  {n} {message['role']}: {message_text(message['content'], limit)}")
     lines.append(f"The model answered: {excerpt(step.text, limit) or '(no text)'}")
     if step.calls:
         lines.append("Tool calls:")
-        lines.extend(f"  {_call(c, limit)}" for c in step.calls)
+        lines.extend(f"  {call_text(c, limit)}" for c in step.calls)
     lines.extend(_files(shown))
     return "\n".join(lines)
 
@@ -63,6 +63,8 @@ def files_diff(shown: Replay, *, max_lines: int | None = DIFF_LINES) -> str:
 
 def _files(shown: Replay) -> list[str]:
     state = shown.files
+    if state.unavailable:
+        return [state.unavailable]
     if not state.changes:
         lines = ["No files changed by the file tools so far."]
     else:
@@ -76,7 +78,8 @@ def _files(shown: Replay) -> list[str]:
     return lines
 
 
-def _message(content: Any, limit: int | None) -> str:
+def message_text(content: Any, limit: int | None) -> str:
+    """A message's blocks on one line: text, → tool calls, ← results, each cut to `limit`."""
     parts = []
     for b in blocks(content):
         kind = b.get("type")
@@ -90,7 +93,7 @@ def _message(content: Any, limit: int | None) -> str:
     return " ".join(parts) or "(empty)"
 
 
-def _call(call: Call, limit: int | None) -> str:
+def call_text(call: Call, limit: int | None) -> str:
     head = f"{call.name}({excerpt(_json(call.input), limit)})"
     if call.result is None:
         return f"{head} → no result recorded (the run ended during this call)"

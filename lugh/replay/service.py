@@ -20,6 +20,7 @@ from lugh.agents.executor import task_text
 from lugh.agents.worktrees import WorktreeManager, branch_name
 from lugh.db import queries
 from lugh.errors import NotFound, UserError
+from lugh.git import GitError
 from lugh.llm import Message
 from lugh.logs import get_logger
 from lugh.projects import ProjectService
@@ -41,9 +42,13 @@ class Replay:
 
     task: Task
     project: str
-    total: int  # steps recorded in all
-    step: Step | None  # None: no step recorded yet
+    steps: list[Step]  # every step recorded
+    step: Step | None  # the one shown; None: no step recorded yet
     files: FileState
+
+    @property
+    def total(self) -> int:
+        return len(self.steps)
 
 
 @dataclass(frozen=True)
@@ -71,10 +76,10 @@ class ReplayService:
         """Step `step` (the last one when None) of the task's runs."""
         task, project, runs, steps = await self._load(task_id)
         if not steps:
-            return Replay(task, project, 0, None, FileState())
+            return Replay(task, project, [], None, FileState())
         chosen = _chosen(task_id, steps, step)
         files = await self._files(task, project, steps[: chosen.number])
-        return Replay(task, project, len(steps), chosen, files)
+        return Replay(task, project, steps, chosen, files)
 
     async def steps(self, task_id: int) -> list[Step]:
         return (await self._load(task_id))[3]
@@ -92,6 +97,8 @@ class ReplayService:
             raise UserError(f"Task #{task_id} never had a worktree, so it cannot be forked.")
         project = await self.projects.get(project_name)
         files = await self._files(task, project_name, steps[: chosen.number - 1])
+        if files.unavailable:
+            raise UserError(f"Task #{task_id} cannot be forked. {files.unavailable}")
         run = runs[chosen.run_id]
         instruction = instruction.strip()
         title, body = _title(instruction) if instruction else (task.title, task.body)
@@ -145,8 +152,12 @@ class ReplayService:
     async def _files(self, task: Task, project: str, steps: list[Step]) -> FileState:
         if task.base_commit is None:
             return FileState()
-        repo = (await self.projects.get(project)).repo_path
-        return await files_after(steps, base_reader(repo, task.base_commit))
+        try:
+            repo = (await self.projects.get(project)).repo_path
+            return await files_after(steps, base_reader(repo, task.base_commit))
+        except (GitError, NotFound, OSError) as exc:
+            log.warning("files of a run not rebuilt", task=task.id, error=str(exc))
+            return FileState(unavailable=f"The files cannot be shown: {exc}")
 
 
 def _chosen(task_id: int, steps: list[Step], step: int | None) -> Step:
