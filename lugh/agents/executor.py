@@ -10,7 +10,9 @@ the agent loop, and then:
 - stopped by a budget: work in the worktree goes to review anyway, with the reason in its
   summary, so what was paid for is not lost and the owner decides (approve, retry with
   feedback, reject); a run that changed nothing fails with the reason, and is not retried.
-The submit and the waits move the task themselves, each in one statement under the lease.
+The submit and the waits move the task themselves, each in one statement under the lease,
+after telling the pool (`ctx.finish_here()`), which then neither cancels the executor when the
+task leaves `running` nor records a completion of its own (`ExecutionResult.recorded`).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import asyncio
 import json
 import secrets
 from collections.abc import Coroutine
-from typing import Any, Protocol, TypeVar
+from typing import Any, Literal, Protocol, TypeVar
 
 import asyncpg
 
@@ -125,27 +127,33 @@ class AgentExecutor:
             return await self._spec(task, project, agent, wt, tools, plan, planning)
 
         outcome = await self.loop.run(task, ctx, tools, spec, budget, gate=gate)
-        return await self._conclude(task, wt, outcome)
+        return await self._conclude(task, ctx, wt, outcome)
 
-    async def _conclude(self, task: Task, wt: Worktree, outcome: RunOutcome) -> ExecutionResult:
+    async def _conclude(
+        self, task: Task, ctx: TaskContext, wt: Worktree, outcome: RunOutcome
+    ) -> ExecutionResult:
+        """Move the task on from `running` ourselves; the pool records nothing more."""
         spent = outcome.run.spent.to_json()
         if outcome.kind == "planned":
             steps = max(outcome.run.spent.steps, 1)
             payload = plan_payload(outcome.data, spent["cost_usd"] / steps, spent["cost_usd"])
+            ctx.finish_here()
             approval = await self.approvals.park(task, "plan", {"plan": payload}, "plan")
-            return ExecutionResult("awaiting_review", {"plan": payload, "approval": approval})
+            return _recorded("awaiting_review", {"plan": payload, "approval": approval})
         if outcome.kind == "waiting":
+            ctx.finish_here()
             approval = await self.approvals.park(task, "step", outcome.data, "step")
-            return ExecutionResult("awaiting_review", {"step": outcome.data, "approval": approval})
+            return _recorded("awaiting_review", {"step": outcome.data, "approval": approval})
         summary = outcome.summary
         if outcome.kind == "stopped":
             if not await self._changed(wt):
                 raise TaskFailed(outcome.summary, retry=False)
             summary = f"Stopped before finishing: {outcome.summary} The work so far is partial."
+        ctx.finish_here()
         review = await _to_the_end(self.review.submit(task, summary))
         status = "done" if review.status is TaskStatus.DONE else "awaiting_review"
         result = {"summary": summary, "diff": review.diff.summary, "approval": review.approval_id}
-        return ExecutionResult(status, {**result, "spent": spent})
+        return _recorded(status, {**result, "spent": spent})
 
     async def _resolve(self, task: Task) -> tuple[Project, Agent]:
         name = await self.pool.fetchval(Q.project_name, task.project_id)
@@ -217,10 +225,14 @@ class AgentExecutor:
         return bool(status.stdout.strip())
 
 
+def _recorded(status: Literal["awaiting_review", "done"], result: Any) -> ExecutionResult:
+    return ExecutionResult(status, result, recorded=True)
+
+
 async def _to_the_end(work: Coroutine[Any, Any, T]) -> T:
-    """Await `work` even through a cancellation, then pass the cancellation on. The pool
-    cancels an executor as soon as its task leaves `running`, and submit moves the task before
-    it removes the worktree of a run that changed nothing."""
+    """Await `work` even through a cancellation (the worker stopping), then pass the
+    cancellation on: submit moves the task before it removes the worktree of a run that changed
+    nothing, and that removal must not be cut short."""
     running = asyncio.ensure_future(work)
     try:
         return await asyncio.shield(running)

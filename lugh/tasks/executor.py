@@ -16,6 +16,8 @@ from lugh.tasks.queue import TaskQueue
 class ExecutionResult:
     status: Literal["awaiting_review", "done"] = "done"
     result: Any = None
+    # The executor moved the task itself (under its lease): the pool records nothing more.
+    recorded: bool = False
 
 
 class TaskFailed(Exception):
@@ -30,7 +32,8 @@ class TaskContext:
     """What an executor gets besides its task: its lease, progress events, and whether to stop.
 
     The pool heartbeats on its own; when the lease is lost (the task was cancelled, or requeued
-    after the lease expired) `lost` is set and the executor's asyncio task is cancelled.
+    after the lease expired) `lost` is set and the executor's asyncio task is cancelled, unless
+    the executor said it is `finishing`: then it is moving the task out of `running` itself.
     """
 
     def __init__(
@@ -39,6 +42,7 @@ class TaskContext:
         self.task = task
         self.lease_s = lease_s
         self.lost = asyncio.Event()
+        self.finishing = False
         self._queue = queue
         self._events = events
 
@@ -49,6 +53,12 @@ class TaskContext:
     @property
     def cancelled(self) -> bool:
         return self.lost.is_set()
+
+    def finish_here(self) -> None:
+        """The executor now moves the task itself (to review, or to wait for an approval), in
+        statements fenced by its lease: the pool keeps renewing the lease but no longer cancels
+        the executor when the task leaves `running`, and the executor returns `recorded=True`."""
+        self.finishing = True
 
     async def heartbeat(self) -> bool:
         """Renew the lease now; False (and `lost` set) when it is no longer ours."""

@@ -264,6 +264,10 @@ class WorkerPool:
             log.warning("cannot record the task's outcome", task=task.id, error=repr(exc))
             return None
         done = work.result()
+        if done.recorded:
+            if _lines_per_task.isEnabledFor(logging.INFO):
+                log.info("task finished", task=task.id, status=done.status)
+            return None
         return Outcome(task.id, task.lease_token, TaskStatus(done.status), done.result)
 
     async def _complete(
@@ -328,7 +332,8 @@ class WorkerPool:
                 log.warning("heartbeat failed; will retry", error=repr(exc))
                 continue
             for slot in due:
-                if slot.key not in held:
+                # A finishing executor moves its task out of `running` itself: not a loss.
+                if slot.key not in held and not slot.ctx.finishing:
                     slot.ctx.lost.set()
                     self._stop_work(slot, "the task was cancelled or its lease expired")
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 
+from structlog.testing import capture_logs
+
 from lugh.agents.worktrees import list_worktrees
-from lugh.tasks import TaskStatus
-from tests.agents.test_loop import bodies, fake, stack  # noqa: F401 (fixtures)
+from lugh.tasks import ExecutionResult, TaskStatus
+from tests.agents.test_loop import WAIT_S, bodies, fake, stack  # noqa: F401 (fixtures)
 from tests.conftest import git
 from tests.fakes.anthropic import tool_use, turn
 
@@ -33,6 +35,27 @@ async def test_a_task_that_creates_a_file_ends_merged_on_main(stack, fake):
     assert git(stack.repo, "log", "-1", "--format=%an", "main") == "Lugh agent default"
     assert (await stack.queue.get(task.id)).status is TaskStatus.DONE
     assert not stack.worktree(task).exists()
+
+
+async def test_an_agent_task_goes_to_review_with_no_lease_complaint_and_no_cancellation(
+    stack, fake
+):
+    fake.script(
+        turn(tool_use("write_file", {"path": "hello.txt", "content": "hello\n"})),
+        turn(tool_use("finish", {"summary": "Added hello.txt."})),
+    )
+    executor = stack.executor()
+    with capture_logs() as logs:
+        async with stack.running(stack.workers(executor)):
+            task = await stack.enqueue("Add a greeting")
+            settled = await stack.wait_status(task.id)
+            await asyncio.wait_for(executor.ended_event(task.id).wait(), WAIT_S)
+
+    assert settled.status is TaskStatus.AWAITING_REVIEW
+    [outcome] = executor.outcomes
+    assert isinstance(outcome, ExecutionResult) and outcome.recorded
+    assert [line for line in logs if "lease was lost" in line["event"]] == []
+    assert [line for line in logs if line["event"] == "task stopped"] == []
 
 
 async def test_a_task_that_edits_a_file_ends_with_the_right_diff(stack, fake):
