@@ -6,13 +6,18 @@ from lugh.agents.review import Diff
 from lugh.commands.registry import Context, command
 from lugh.commands.reply import Attachment, Button, Code, Reply
 from lugh.commands.tasks import task_id_of
+from lugh.transport.telegram.preview import diff_png
 
 PREVIEW_LINES = 40
+# A diff longer than this many lines also comes as a highlighted image: easier to read on a
+# phone than a long code block, and it needs no download.
+IMAGE_LINES = PREVIEW_LINES
 
 
-def diff_reply(task_id: int, diff: Diff, *, full: bool = False) -> Reply:
-    """`+A −D`, the files changed and the first lines of the diff; the whole diff as a file
-    when it is longer than the preview (or `full` is asked)."""
+async def diff_reply(task_id: int, diff: Diff, *, full: bool = False) -> Reply:
+    """`+A −D`, the files changed and the first lines of the diff; a longer diff also as a PNG
+    (when a font is there to draw it), and the whole diff as a `.diff` file only when `full` is
+    asked (the Diff button, /diff)."""
     files = "\n".join(
         f"{f.status[0].upper()} {f.path} (+{f.added} −{f.deleted}{', binary' if f.binary else ''})"
         for f in diff.files[:20]
@@ -23,17 +28,19 @@ def diff_reply(task_id: int, diff: Diff, *, full: bool = False) -> Reply:
     if lines:
         preview = "\n".join(lines[:PREVIEW_LINES])
         reply.code.append(Code(preview, "diff"))
-        if full or len(lines) > PREVIEW_LINES or diff.truncated:
+        if full:
             reply.attachments.append(
                 Attachment(f"task-{task_id}.diff", diff.text.encode(), "text/x-diff")
             )
+        elif len(lines) > IMAGE_LINES and (png := await diff_png(diff.text)) is not None:
+            reply.attachments.append(Attachment(f"task-{task_id}-diff.png", png, "image/png"))
     return reply
 
 
 @command("diff", "/diff <id>", "what a task changed")
 async def diff(ctx: Context, argument: str) -> Reply:
     task_id = task_id_of(argument)
-    return diff_reply(task_id, await ctx.services.review.diff(task_id), full=True)
+    return await diff_reply(task_id, await ctx.services.review.diff(task_id), full=True)
 
 
 @command("approve", "/approve <id>", "merge a task's work into the default branch",

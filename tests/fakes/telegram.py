@@ -158,6 +158,7 @@ class SentMessage:
     filename: str | None = None
     edits: int = 0
     at: float = 0.0
+    silent: bool = False  # sent with disable_notification: no sound on the phone
 
 
 @dataclass
@@ -414,7 +415,8 @@ class FakeTelegram(FakeServer):
         markup = _markup(params.get("reply_markup"))
         self._flood_control(chat_id)
         message = self._keep(SentMessage(chat_id, 0, text, params.get("text", ""),
-                                           params.get("parse_mode"), markup, "sendMessage", entities))
+                                           params.get("parse_mode"), markup, "sendMessage", entities,
+                                           silent=_flag(params.get("disable_notification"))))
         return self._message_json(message)
 
     async def _m_sendDocument(self, params: dict, uploads: dict) -> dict[str, Any]:
@@ -436,7 +438,8 @@ class FakeTelegram(FakeServer):
         self._flood_control(chat_id)
         message = self._keep(SentMessage(chat_id, 0, text, caption, params.get("parse_mode"),
                                            _markup(params.get("reply_markup")), method, entities,
-                                           document=content, filename=filename))
+                                           document=content, filename=filename,
+                                           silent=_flag(params.get("disable_notification"))))
         body = self._message_json(message)
         file_id = self.add_file(content, f"{kind}s/{filename}")
         if kind == "photo":
@@ -612,6 +615,11 @@ def _parsed(source: str, parse_mode: str | None, limit: int, what: str = "messag
     if utf16_len(text) > limit:
         raise _ApiError(400, f"Bad Request: {what} is too long")
     return text, entities
+
+
+def _flag(value: Any) -> bool:
+    """A boolean parameter, sent as JSON or as a form field."""
+    return value is True or (isinstance(value, str) and value.lower() == "true")
 
 
 def _markup(markup: Any) -> dict[str, Any] | None:

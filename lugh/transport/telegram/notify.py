@@ -1,0 +1,202 @@
+"""The notifier: follows the task events and tells the owner's chats, by priority.
+
+It reads `task_events` through a durable cursor (`notify_cursors`): the snapshot under which
+it last read, saved after each batch is handled, so after a restart it goes on from there and
+misses nothing, even events whose ids committed out of order. A batch cut short by a crash is
+handled again; every message has a dedupe key in the outbox (`notify:<event>:<chat>`), digest
+lines are unique per event and progress states only move forward, so nothing is sent twice.
+
+Whatever front door created a task (Telegram, console, MCP, CLI), its owner hears about it
+here. How loudly (see lugh.commands.notifications): critical and high with sound, normal
+silent, low into the digest; running tasks get a progress message instead. During quiet hours
+(LUGH_QUIET_HOURS in LUGH_TIMEZONE) nothing rings but critical: a message still arrives at once,
+silently, so a review waiting in the morning is already there, and only what cannot wait wakes
+the owner.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from datetime import datetime, time, timezone
+from typing import Protocol
+from zoneinfo import ZoneInfo
+
+import asyncpg
+
+from lugh.commands.notifications import notification_for
+from lugh.commands.reply import Priority, Reply
+from lugh.db.queries import load
+from lugh.logs import get_logger
+from lugh.services import Services
+from lugh.tasks import TaskEvent, TaskStatus
+from lugh.tasks.events import EVENTS_CHANNEL
+from lugh.tasks.events import Q as EVENTS_Q
+from lugh.tasks.waiting import wait_event
+from lugh.transport.telegram.digest import Digest
+from lugh.transport.telegram.outbox import Outbox
+from lugh.transport.telegram.progress import STEP_KINDS, ProgressMessages
+
+log = get_logger("lugh.transport.telegram.notify")
+Q = load(__file__, "notify")
+
+POLL_S = 5.0
+RINGING: frozenset[Priority] = frozenset({"critical", "high"})
+
+
+class Deliver(Protocol):
+    """How a Reply reaches a chat (lugh.transport.telegram.render.deliver)."""
+
+    def __call__(
+        self, services: Services, outbox: Outbox, chat_id: int, reply: Reply, *,
+        silent: bool | None = None, edit_of: int | None = None, dedupe_key: str | None = None,
+        conn: asyncpg.Connection | None = None,
+    ) -> Awaitable[int]: ...  # fmt: skip
+
+
+class QuietHours:
+    """A daily window in which nothing rings but critical messages."""
+
+    def __init__(self, window: tuple[time, time] | None, zone: ZoneInfo) -> None:
+        self.window = window
+        self.zone = zone
+
+    def now(self, at: datetime | None = None) -> bool:
+        if self.window is None:
+            return False
+        local = (at or datetime.now(timezone.utc)).astimezone(self.zone).time()
+        start, end = self.window
+        return start <= local < end if start < end else local >= start or local < end
+
+    def silent(self, priority: Priority, at: datetime | None = None) -> bool:
+        """Whether a message of `priority` arrives without a sound."""
+        if priority not in RINGING:
+            return True
+        return priority != "critical" and self.now(at)
+
+
+class Notifier:
+    """The component that turns task events into Telegram messages for the owner's chats.
+
+    `owner_chats` returns the chats to tell (the owners' private chats); `deliver` renders and
+    queues a Reply (render.deliver). The bot constructs and starts it next to the outbox sender.
+    """
+
+    name = "notifier"
+
+    def __init__(
+        self,
+        services: Services,
+        outbox: Outbox,
+        *,
+        owner_chats: Callable[[], Awaitable[list[int]]],
+        deliver: Deliver,
+        cursor: str = "telegram",
+        poll_s: float = POLL_S,
+        clock: Callable[[], datetime] | None = None,
+        digest_s: float | None = None,
+        progress_s: float | None = None,
+    ) -> None:
+        """`digest_s` and `progress_s` override the settings' intervals (tests use seconds)."""
+        settings = services.settings
+        self.services = services
+        self.pool = services.pool
+        self.outbox = outbox
+        self.owner_chats = owner_chats
+        self.deliver = deliver
+        self.cursor = cursor
+        self.poll_s = poll_s
+        self.clock = clock or (lambda: datetime.now(timezone.utc))
+        self.quiet = QuietHours(settings.resolved_quiet_hours, ZoneInfo(settings.timezone))
+        self.progress = ProgressMessages(
+            services, outbox, deliver, interval_s=progress_s or settings.progress_edit_seconds
+        )
+        self.digest = Digest(
+            services, outbox, deliver, interval_s=digest_s or settings.digest_minutes * 60
+        )
+        self.handled = 0  # events read, for tests and the log
+        self.last_event_id = 0
+        self._batch_done = asyncio.Event()
+        self.ready = asyncio.Event()  # set once the cursor is read: later events are announced
+        self._wake = asyncio.Event()
+        self._stopping = False
+
+    def wake(self, _payload: str | None = None) -> None:
+        self._wake.set()
+
+    async def stop(self) -> None:
+        """Finish the batch in hand, save the cursor, and return from `run`."""
+        self._stopping = True
+        self._wake.set()
+
+    async def handled_up_to(self, event_id: int) -> None:
+        """Return once the events up to `event_id` are handled (bound it with a timeout)."""
+        while self.last_event_id < event_id:
+            self._batch_done.clear()
+            await self._batch_done.wait()
+
+    async def run(self) -> None:
+        unsubscribe = self.services.listener.subscribe(EVENTS_CHANNEL, self.wake)
+        try:
+            row = await self.pool.fetchrow(Q.cursor, self.cursor)
+            if row is None:
+                row = await self.pool.fetchrow(Q.start_cursor, self.cursor)
+            snapshot = row["snapshot"]
+            self.ready.set()
+            while not self._stopping:
+                self._wake.clear()
+                snapshot = await self._read(snapshot)
+                due = [s for s in (await self.progress.flush(), await self.digest.flush())
+                       if s is not None]  # fmt: skip
+                await wait_event(self._wake, min([self.poll_s, *(max(s, 0.01) for s in due)]))
+        finally:
+            unsubscribe()
+
+    async def _read(self, snapshot: str) -> str:
+        """Handle the events visible now but not in `snapshot`; the snapshot to read from next."""
+        rows = await self.pool.fetch(EVENTS_Q.visible_since, snapshot, None)
+        events = [TaskEvent.from_row(r) for r in rows if r["id"] is not None]
+        if not events:
+            return rows[0]["snapshot"]
+        chats = await self.owner_chats()
+        for event in events:
+            try:
+                await self._handle(event, chats)
+            except (OSError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError):
+                raise  # the database is gone: restarted, this batch is read again
+            except Exception:  # one bad event must not stop every later notification
+                log.exception("an event could not be notified", event=event.id, task=event.task_id)
+        self.handled += len(events)
+        self.last_event_id = max(self.last_event_id, events[-1].id)
+        self._batch_done.set()
+        await self.pool.execute(Q.save_cursor, self.cursor, rows[0]["snapshot"], events[-1].id)
+        return rows[0]["snapshot"]
+
+    async def _handle(self, event: TaskEvent, chats: list[int]) -> None:
+        if event.kind in STEP_KINDS or _leaves_running(event):
+            task = await self.services.tasks.get(event.task_id)
+            if task is not None:
+                await self.progress.advance(task, event)
+            if event.kind in STEP_KINDS:
+                return
+        if event.kind == TaskStatus.RUNNING.value:
+            task = await self.services.tasks.get(event.task_id)
+            if task is not None and task.status is TaskStatus.RUNNING and chats:
+                await self.progress.open(task, event, chats)
+            return  # the progress message is the notification
+        reply = await notification_for(self.services, event)
+        if reply is None:
+            return
+        for chat in chats:
+            if reply.priority == "low":
+                await self.digest.add(chat, event.id, reply.text.splitlines()[0])
+                continue
+            await self.deliver(
+                self.services, self.outbox, chat, reply,
+                silent=self.quiet.silent(reply.priority, self.clock()),
+                dedupe_key=f"notify:{event.id}:{chat}",
+            )  # fmt: skip
+
+
+def _leaves_running(event: TaskEvent) -> bool:
+    return event.data.get("from") == TaskStatus.RUNNING.value and event.kind != "running"

@@ -1,0 +1,80 @@
+"""The notifier running for tests: the listener, the real outbox sender with the real PTB Bot
+against the fake Bot API, and the Notifier, under the composition root's `run_components`."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from telegram import Bot
+
+from lugh.app import run_components
+from lugh.projects import Project
+from lugh.services import Services
+from lugh.tasks import Task, TaskStatus
+from lugh.transport.telegram.notify import Notifier
+from lugh.transport.telegram.outbox import Outbox, OutboxSender
+from lugh.transport.telegram.pacing import Limits
+from lugh.transport.telegram.render import deliver
+from tests.fakes.telegram import TOKEN, FakeTelegram, RateLimits
+
+OWNER_CHAT = 1001
+BOUND_S = 20.0
+FAKE_LIMITS = RateLimits(per_chat_per_s=50, overall_per_s=100)
+FAST = Limits(per_chat_per_s=40, overall_per_s=80)
+
+
+@asynccontextmanager
+async def notifying(
+    services: Services, fake: FakeTelegram, chats: tuple[int, ...] = (OWNER_CHAT,), **kw: Any
+) -> AsyncIterator[Notifier]:
+    """The notifier telling `chats` until the block ends, then stopped as `lugh run` stops it."""
+
+    async def owner_chats() -> list[int]:
+        return list(chats)
+
+    kw.setdefault("poll_s", 0.2)
+    kw.setdefault("progress_s", 1.0)
+    async with Bot(TOKEN, base_url=f"{fake.url}/bot", base_file_url=f"{fake.url}/file/bot") as bot:
+        outbox = Outbox(services.pool)
+        sender = OutboxSender(services.pool, bot, listener=services.listener, limits=FAST)
+        notifier = Notifier(services, outbox, owner_chats=owner_chats, deliver=deliver, **kw)
+        stop = asyncio.Event()
+        components = [services.listener, sender, notifier]
+        task = asyncio.create_task(run_components(components, stop, grace_s=BOUND_S))
+        try:
+            await asyncio.wait_for(notifier.ready.wait(), BOUND_S)
+            yield notifier
+        finally:
+            stop.set()
+            await asyncio.wait_for(task, BOUND_S)
+
+
+async def running_task(services: Services, project: Project, title: str, **kw: Any) -> Task:
+    """A task claimed by a worker, as an agent would have it."""
+    kw.setdefault("source", "console")  # a chat front door: no "queued" notice
+    queued = await services.tasks.enqueue(project.id, title, **kw)
+    task = await services.tasks.claim("test-worker", 60)
+    assert task is not None and task.id == queued.id
+    return task
+
+
+async def in_review(services: Services, project: Project, files: dict[str, str],
+                    title: str = "Add a greeting") -> Task:  # fmt: skip
+    """A task whose agent wrote `files` and which now waits for the owner's review."""
+    task = await running_task(services, project, title)
+    wt = await services.worktrees.create(project, task.id, task.title)
+    for name, content in files.items():
+        target = Path(wt.path) / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(content)
+    review = await services.review.submit(task, "wrote it")
+    assert review.status is TaskStatus.AWAITING_REVIEW
+    return task
+
+
+def labels(markup: dict[str, Any] | None) -> list[str]:
+    return [b["text"] for row in (markup or {}).get("inline_keyboard", []) for b in row]
