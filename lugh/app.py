@@ -166,6 +166,11 @@ def build_components(
     from lugh.mcp.http import McpHttp
 
     components.append(McpHttp(services, allowed_hosts=services.settings.mcp_allowed_hosts))
+    from lugh.checkpoints.schedule import DailyCheckpoints
+
+    components.append(
+        DailyCheckpoints(services.checkpoints, daily=services.settings.checkpoint_daily)
+    )
     if console:
         from lugh.transport.console.chat import ConsoleChat
 

@@ -82,6 +82,18 @@ class Settings(BaseSettings):
     timezone: str = Field("UTC", alias="LUGH_TIMEZONE")
     progress_edit_seconds: float = Field(5.0, alias="LUGH_PROGRESS_EDIT_SECONDS", ge=1, le=600)
 
+    # Checkpoints: how long each automatic kind is kept (manual ones stay until deleted).
+    checkpoint_keep_merge_days: int = Field(30, alias="LUGH_CHECKPOINT_KEEP_MERGE_DAYS", ge=1)
+    checkpoint_keep_merge_count: int = Field(50, alias="LUGH_CHECKPOINT_KEEP_MERGE_COUNT", ge=1)
+    checkpoint_keep_daily: int = Field(7, alias="LUGH_CHECKPOINT_KEEP_DAILY", ge=1)
+    checkpoint_keep_pre_operation_hours: int = Field(
+        24, alias="LUGH_CHECKPOINT_KEEP_PRE_OPERATION_HOURS", ge=1
+    )
+    checkpoint_keep_pre_operation_count: int = Field(
+        10, alias="LUGH_CHECKPOINT_KEEP_PRE_OPERATION_COUNT", ge=1
+    )
+    checkpoint_daily: bool = Field(True, alias="LUGH_CHECKPOINT_DAILY")
+
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", alias="LUGH_LOG_LEVEL")
     log_format: Literal["auto", "console", "json"] = Field("auto", alias="LUGH_LOG_FORMAT")
 

@@ -11,6 +11,7 @@ import asyncpg
 from lugh.agents.review import ReviewService
 from lugh.agents.sandbox import Sandbox, make_sandbox
 from lugh.agents.worktrees import WorktreeManager
+from lugh.checkpoints import CheckpointService, Retention
 from lugh.commands.session import SessionStore
 from lugh.config import Settings
 from lugh.knowledge.ask import model_completion
@@ -38,6 +39,7 @@ class Services:
     sessions: SessionStore
     worktrees: WorktreeManager
     review: ReviewService
+    checkpoints: CheckpointService
     replay: ReplayService
     knowledge: KnowledgeService
     sandbox: Sandbox
@@ -74,7 +76,7 @@ def build_services(
     model = _model(settings)
     # /ask answers through the model when there is one, else with the best passages.
     complete = model_completion(model, settings.model) if model is not None else None
-    return Services(
+    services = Services(
         settings=settings,
         pool=pool,
         dsn=dsn,
@@ -87,11 +89,19 @@ def build_services(
         sessions=SessionStore(pool),
         worktrees=worktrees,
         review=ReviewService(pool, projects, worktrees, tasks),
+        checkpoints=CheckpointService(
+            pool, projects, worktrees, tasks, data_dir,
+            retention=Retention.from_settings(settings),
+        ),
         replay=ReplayService(pool, projects, tasks, worktrees),
         knowledge=KnowledgeService(pool, embedder, complete=complete),
         sandbox=sandbox,
         model=model,
     )
+    # The automatic checkpoints: after a merge, and before a project is removed.
+    services.review.after_merge = services.checkpoints.after_merge
+    services.projects.before_remove = services.checkpoints.before_remove
+    return services
 
 
 def _model(settings: Settings) -> ChatModel | None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -68,6 +69,8 @@ class ReviewService:
         self.queue = queue
         self.diff_cap_bytes = diff_cap_bytes
         self._merging: dict[int, asyncio.Lock] = {}  # one merge at a time per project
+        # Called once a merge is recorded: the automatic checkpoint (lugh.checkpoints).
+        self.after_merge: Callable[[Project, int], Awaitable[None]] | None = None
 
     async def submit(self, task: Task, summary: str = "") -> Review:
         """Commit everything in the task's worktree as "Lugh agent <name>", diff it against the
@@ -127,6 +130,8 @@ class ReviewService:
             )  # fmt: skip
         await self._discard(project, task)
         log.info("task merged", task=task_id, commit=outcome.commit, ff=outcome.fast_forward)
+        if self.after_merge is not None:
+            await self.after_merge(project, task_id)
         return outcome
 
     async def reject(self, task_id: int, method: str) -> Task:

@@ -37,8 +37,8 @@ class Retention:
                 settings.checkpoint_keep_merge_count,
             ),
             daily=Keep(
-                timedelta(days=settings.checkpoint_keep_daily_days),
-                settings.checkpoint_keep_daily_days,
+                timedelta(days=settings.checkpoint_keep_daily),
+                settings.checkpoint_keep_daily,
             ),
             pre_operation=Keep(
                 timedelta(hours=settings.checkpoint_keep_pre_operation_hours),

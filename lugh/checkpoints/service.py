@@ -32,6 +32,7 @@ Q = queries.load(__file__, "checkpoints")
 log = get_logger("lugh.checkpoints")
 
 MAX_LABEL = 200
+DAILY = timedelta(hours=23, minutes=30)  # a little under a day, so the hour it runs at holds
 ORPHAN_GRACE = timedelta(hours=1)  # a directory younger than this may still be being written
 
 
@@ -154,6 +155,38 @@ class CheckpointService:
         known = {Path(r["path"]) for r in await self.pool.fetch(Q.checkpoint_paths)}
         report.orphans = await asyncio.to_thread(self._remove_orphans, known)
         return report
+
+    async def after_merge(self, project: Project, task_id: int) -> None:
+        """The automatic checkpoint once a task is merged; a failure is logged, never raised
+        (the merge has happened)."""
+        try:
+            await self.create(project, kind="merge", label=f"after merging #{task_id}")
+        except Exception:
+            log.exception("merge checkpoint failed", project=project.name, task=task_id)
+
+    async def before_remove(self, project: Project) -> Checkpoint:
+        """The checkpoint taken before a project is removed (restoring it brings the project
+        back); the removal does not go ahead without it."""
+        try:
+            return await self.create(project, kind="pre_operation", label="before removal")
+        except UserError as exc:
+            raise UserError(
+                f"Lugh could not save a checkpoint of {project.name} before removing it "
+                f"({str(exc).rstrip('.')}), so nothing was removed."
+            ) from None
+
+    async def daily(self) -> list[Checkpoint]:
+        """A daily checkpoint of every project whose last one is a day old (or that has none)."""
+        made = []
+        for project in await self.projects.list():
+            last = await self.pool.fetchval(Q.latest_of_kind, project.name, "daily")
+            if last is not None and _now() - last < DAILY:
+                continue
+            try:
+                made.append(await self.create(project, kind="daily", label=f"{_now():%Y-%m-%d}"))
+            except Exception:
+                log.exception("daily checkpoint failed", project=project.name)
+        return made
 
     async def project(self, project: str | int | Project) -> Project:
         if isinstance(project, Project):

@@ -8,6 +8,7 @@ import os
 import re
 import secrets
 import shutil
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -76,6 +77,8 @@ class ProjectService:
         self.pool = pool
         self.repos_dir = Path(data_dir) / "repos"
         self.clone_timeout_s = clone_timeout_s
+        # Called before a removal, which it can refuse by raising: the checkpoint that undoes it.
+        self.before_remove: Callable[[Project], Awaitable[object]] | None = None
 
     async def register(self, name: str, repo: str) -> Project:
         """Register project `name` for `repo`: a path to a local git work tree with at least one
@@ -106,6 +109,8 @@ class ProjectService:
     async def remove(self, name: str) -> Project:
         """Forget the project (its agents, tasks and knowledge go with it) and delete its clone
         if Lugh made one; a repository registered in place is left exactly as it is."""
+        if self.before_remove is not None:
+            await self.before_remove(await self.get(name))
         row = await self.pool.fetchrow(Q.delete_project, name)
         if row is None:
             raise NotFound(f"There is no project named {name!r}.")

@@ -18,9 +18,7 @@ async def services(pool, database, make_settings):
 
 @pytest.fixture
 def checkpoints(services) -> CheckpointService:
-    return getattr(services, "checkpoints", None) or CheckpointService(
-        services.pool, services.projects, services.worktrees, services.tasks, services.data_dir
-    )
+    return services.checkpoints
 
 
 @pytest.fixture
