@@ -183,9 +183,16 @@ def build_workers(services: Services) -> Component | None:
     settings = services.settings
     if services.model is None:
         return None
+    from lugh.agents.budget import Budget
     from lugh.agents.executor import AgentExecutor
     from lugh.tasks import WorkerPool
 
+    budget = Budget(
+        max_steps=settings.agent_max_steps,
+        max_tokens=settings.agent_max_tokens,
+        max_wall_s=settings.agent_max_seconds,
+        max_cost_usd=settings.agent_max_cost_usd,
+    )
     executor = AgentExecutor(
         services.pool,
         projects=services.projects,
@@ -196,6 +203,7 @@ def build_workers(services: Services) -> Component | None:
         sandbox=services.sandbox,
         default_model=settings.model,
         knowledge=services.knowledge,
+        budget=budget,
     )
     return WorkerPool(
         services.tasks,

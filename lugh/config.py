@@ -73,6 +73,11 @@ class Settings(BaseSettings):
     bus: Literal["postgres", "redis"] = Field("postgres", alias="LUGH_BUS")
     redis_url: SecretStr | None = Field(None, alias="REDIS_URL")
     max_agents: int = Field(4, alias="LUGH_MAX_AGENTS", ge=1, le=64)
+    # What one agent run may spend by default (a project's or task's `budget` may change it).
+    agent_max_steps: int = Field(50, alias="LUGH_AGENT_MAX_STEPS", ge=1)
+    agent_max_tokens: int = Field(5_000_000, alias="LUGH_AGENT_MAX_TOKENS", ge=1)
+    agent_max_seconds: float = Field(1800.0, alias="LUGH_AGENT_MAX_SECONDS", gt=0)
+    agent_max_cost_usd: float = Field(5.0, alias="LUGH_AGENT_MAX_COST_USD", gt=0)
     sandbox: Literal["bubblewrap", "none"] = Field("bubblewrap", alias="LUGH_SANDBOX")
     # As root without a pids cgroup nothing the kernel enforces caps a command's processes.
     sandbox_allow_uncapped_root: bool = Field(False, alias="LUGH_SANDBOX_ALLOW_UNCAPPED_ROOT")
