@@ -171,6 +171,10 @@ def build_components(
     components.append(
         DailyCheckpoints(services.checkpoints, daily=services.settings.checkpoint_daily)
     )
+    if services.settings.telegram_bot_token is not None:
+        from lugh.transport.telegram.bot import TelegramBot
+
+        components.append(TelegramBot(services))
     if console:
         from lugh.transport.console.chat import ConsoleChat
 
