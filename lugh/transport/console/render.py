@@ -20,7 +20,9 @@ def render(reply: Reply, console: Console, attachments_dir: Path) -> list[Button
         attachments_dir.mkdir(parents=True, exist_ok=True)
         path = attachments_dir / Path(attachment.filename).name
         path.write_bytes(attachment.content)
-        console.print(f"(saved {attachment.filename} to {path})", style="dim", highlight=False)
+        # A terminal cannot show the picture; the diff's text is printed above it already.
+        what = "an image of it" if attachment.mime.startswith("image/") else attachment.filename
+        console.print(f"(saved {what} to {path})", style="dim", highlight=False, markup=False)
     choices = [button for row in reply.buttons for button in row]
     if choices:
         numbered = "  ".join(f"[{n}] {b.label}" for n, b in enumerate(choices, 1))
