@@ -193,6 +193,7 @@ class FakeTelegram(FakeServer):
         self._changed = threading.Condition()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._update_waiters: set[asyncio.Event] = set()
+        self._closing = False  # set by stop(): a long poll in progress returns at once
         super().__init__([
             Route("/bot{token}/{method}", self._api, methods=["GET", "POST"]),
             Route("/file/bot{token}/{path:path}", self._download, methods=["GET"]),
@@ -301,6 +302,16 @@ class FakeTelegram(FakeServer):
                 loop.call_soon_threadsafe(event.set)
         return update
 
+    def stop(self) -> None:
+        """Stop serving; a long poll still waiting (its client gone) ends now, not at its timeout."""
+        with self._changed:
+            self._closing = True
+            loop, waiters = self._loop, list(self._update_waiters)
+        for event in waiters:
+            if loop is not None:
+                loop.call_soon_threadsafe(event.set)
+        super().stop()
+
     def add_file(self, content: bytes, file_path: str) -> str:
         with self._changed:
             file_id = f"file{len(self.files) + 1}"
@@ -398,7 +409,7 @@ class FakeTelegram(FakeServer):
                     self._updates = [u for u in self._updates if u["update_id"] >= offset]
                 ready = [u for u in self._updates
                          if allowed is None or any(k in allowed for k in u if k != "update_id")]
-                if ready or time.monotonic() >= deadline:
+                if ready or time.monotonic() >= deadline or self._closing:
                     return ready[:limit]
                 self._update_waiters.add(event)
             try:
