@@ -38,16 +38,21 @@ async def proposed(ctx: Context, vision_id: int, proposals: Sequence[Proposal]) 
     if not proposals:
         return Reply("📷 I see no work to do in that photo; add a caption saying what you want.")
     lines = [f"📷 I see {_count(len(proposals))} in that photo:"]
-    buttons = []
     for n, proposal in enumerate(proposals):
         lines.append(f"{n + 1}. {proposal.title}" + (f" — {proposal.details}" if proposal.details
                                                      else ""))  # fmt: skip
-        label = _short(f"{n + 1}. {proposal.title}", LABEL_CHARS)
-        buttons.append([Button(f"➕ {label}", "vision_accept", f"{vision_id}:{n}")])
-    choices = [Button("Ignore", "vision_ignore", str(vision_id))]
-    if len(proposals) > 1:
-        choices.insert(0, Button("All", "vision_accept", f"{vision_id}:all"))
-    return Reply("\n".join(lines), buttons=[*buttons, choices])
+    titles = [p.title for p in proposals]
+    return Reply("\n".join(lines), buttons=_choices(vision_id, titles, range(len(titles))))
+
+
+def _choices(vision_id: int, titles: list[str], open_: Sequence[int]) -> list[list[Button]]:
+    """A button per proposal still open, then All (when more than one is) and Ignore."""
+    rows = [[Button(f"➕ {_short(f'{n + 1}. {titles[n]}', LABEL_CHARS)}", "vision_accept",
+                    f"{vision_id}:{n}")] for n in open_]  # fmt: skip
+    last = [Button("Ignore", "vision_ignore", str(vision_id))]
+    if len(open_) > 1:
+        last.insert(0, Button("All", "vision_accept", f"{vision_id}:all"))
+    return [*rows, last]
 
 
 @command("vision_accept", "/vision_accept <photo>:<n|all>", "create tasks proposed from a photo",
@@ -85,7 +90,15 @@ async def vision_accept(ctx: Context, argument: str) -> Reply:
     for task in created:
         await ctx.services.sessions.record_created(ctx.session.id, "task", task.id)
     lines = [f"Queued #{t.id} in {project.name} for {agent.name}: {t.title}" for t in created]
-    buttons = task_buttons(created[0]) if len(created) == 1 else []
+    # Pressing a button uses up the message's keyboard: the proposals still open come back on
+    # the edited message, so they can be taken one by one.
+    left = [n for n in range(len(proposals)) if str(n) not in accepted]
+    titles = [p["title"] for p in proposals]
+    if left:
+        lines.append("Still proposed: " + ", ".join(f"{n + 1}. {titles[n]}" for n in left))
+        buttons = _choices(int(ref), titles, left)
+    else:
+        buttons = task_buttons(created[0]) if len(created) == 1 else []
     return Reply("\n".join(lines), buttons=buttons, task_id=created[-1].id)
 
 

@@ -21,8 +21,9 @@ log = get_logger("lugh.transport.telegram.voice")
 
 
 async def on_voice(chat: Chat, message: telegram.Message) -> Reply | None:
-    """Transcribe a voice note and act on it; None when this message was handled before."""
-    voice = message.voice
+    """Transcribe a voice note (or an audio file) and act on it; None when this message was
+    handled before."""
+    voice = message.voice or message.audio
     if voice is None:
         return None
     settings = chat.services.settings
@@ -58,7 +59,7 @@ async def on_voice(chat: Chat, message: telegram.Message) -> Reply | None:
         base_url=settings.openai_base_url,
     )
     try:
-        heard = await transcriber.transcribe(audio, "voice.ogg")
+        heard = await transcriber.transcribe(audio, _filename(voice))
     except TranscriptionError as exc:
         await notes.failed(ctx, voice_id, str(exc))
         if exc.unreadable:
@@ -81,7 +82,13 @@ async def on_voice(chat: Chat, message: telegram.Message) -> Reply | None:
     return dataclasses.replace(reply, text=f"{heading}\n\n{reply.text}")
 
 
-def _seconds(voice: telegram.Voice) -> float:
+def _filename(voice: telegram.Voice | telegram.Audio) -> str:
+    """The name the transcription API sees: it tells the format by the extension."""
+    name = getattr(voice, "file_name", None)
+    return name if name and "." in name else "voice.ogg"
+
+
+def _seconds(voice: telegram.Voice | telegram.Audio) -> float:
     # PTB 22 warns on this attribute unless PTB_TIMEDELTA is set; both forms are handled.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -72,6 +72,9 @@ async def test_proposals_become_tasks_by_their_buttons_each_exactly_once(
     assert "as sketched top left" in login.body
     assert errors.title == "Show the error count"
     assert one.text.startswith(f"Queued #{login.id} in demo")
+    assert one.text.endswith("Still proposed: 2. Show the error count")
+    assert [[b.label for b in row] for row in one.buttons] == [
+        ["➕ 2. Show the error count"], ["Ignore"]]
     assert not again.ok and f"#{login.id}" in again.text
     assert rest.text.startswith(f"Queued #{errors.id}") and f"#{login.id}" not in rest.text
     assert not all_again.ok

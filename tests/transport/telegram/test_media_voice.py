@@ -139,3 +139,19 @@ async def test_the_same_message_handled_twice_is_transcribed_once(
 
     assert first is not None and second is None
     assert len(openai_api.transcriptions) == 1
+
+
+async def test_an_audio_file_is_heard_like_a_voice_note(
+    chat, project, bot, telegram_api, openai_api
+):
+    audio = fake_audio("Status?")
+    file_id = telegram_api.add_file(audio, "music/memo.m4a")
+    telegram_api.push_message(OWNER, audio={
+        "file_id": file_id, "file_unique_id": f"u{file_id}", "duration": 2,
+        "file_name": "memo.m4a", "mime_type": "audio/mp4", "file_size": len(audio),
+    })  # fmt: skip
+
+    reply = await on_voice(chat, await arrived(bot))
+
+    assert reply.text.startswith("🎙 Status?")
+    assert openai_api.transcriptions[0]["filename"] == "memo.m4a"
