@@ -153,3 +153,25 @@ async def test_forking_a_task_that_never_ran_is_refused_and_queues_nothing(stack
         await replay(stack).fork(task.id, 1)
     assert [t.id for t in await stack.queue.list()] == [task.id]
     assert git(stack.repo, "for-each-ref", "refs/heads/lugh/") == ""
+
+
+async def test_a_failed_edit_changes_no_file_and_a_file_made_by_a_command_is_marked_unknown(
+    stack, fake
+):
+    fake.script(
+        turn(tool_use("run_command", {"command": "printf 'a\\n' > gen.txt"})),
+        turn(tool_use("edit_file", {"path": "gen.txt", "old": "a", "new": "b"})),
+        turn(tool_use("edit_file", {"path": "app.py", "old": "not there", "new": "x"})),
+        turn(tool_use("finish", {"summary": "Generated and edited."})),
+    )
+    task = await stack.run_task("Generate a file")
+
+    shown = await replay(stack).show(task.id, 3)
+    fork = await replay(stack).fork(task.id, 4)
+
+    assert [(c.name, c.ok) for c in shown.step.calls] == [("edit_file", False)]
+    assert [(c.path, c.status, c.content) for c in shown.files.changes] == [
+        ("gen.txt", "unknown", None)
+    ]
+    assert shown.files.commands_at == [1]
+    assert (fork.files, fork.unknown) == ([], ["gen.txt"])
