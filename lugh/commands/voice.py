@@ -42,7 +42,9 @@ async def act_on(
     if reply.approval_id is not None and _is_proposal(reply):
         await ctx.services.pool.execute(Q.waiting, voice_id, reply.approval_id)
         ref = str(voice_id)
-        reply = dataclasses.replace(reply, buttons=[[
+        # Only these buttons answer it (not a reaction bound to the proposal), so that the task
+        # is recorded as the voice note's, with source "voice".
+        reply = dataclasses.replace(reply, approval_id=None, buttons=[[
             Button("Yes, do it", "voice_confirm", ref), Button("No", "voice_reject", ref),
         ]])  # fmt: skip
     elif reply.ok:
