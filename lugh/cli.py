@@ -207,5 +207,14 @@ def _register_knowledge_commands() -> None:
 _register_knowledge_commands()
 
 
+def _register_checkpoint_commands() -> None:
+    from lugh.checkpoints.cli import checkpoint_app
+
+    app.add_typer(checkpoint_app)
+
+
+_register_checkpoint_commands()
+
+
 def main() -> None:
     app()
