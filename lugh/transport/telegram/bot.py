@@ -1,5 +1,5 @@
-"""The Telegram bot component: python-telegram-bot polling inside `lugh run`'s event loop, and
-the outbox sender that delivers every message it (or anything else) queues.
+"""The Telegram bot component: python-telegram-bot polling inside `lugh run`'s event loop, the
+notifier that tells the owner about tasks, and the outbox sender that delivers every message.
 
 The Application is driven by hand (`async with application`, `start()`, `updater.start_polling`)
 because it shares the loop with the other components; `run_polling` would own the loop and the
@@ -27,8 +27,10 @@ from lugh.logs import get_logger  # noqa: E402
 from lugh.services import Services  # noqa: E402
 from lugh.transport.telegram.access import Access  # noqa: E402
 from lugh.transport.telegram.handlers import model_chooser  # noqa: E402
+from lugh.transport.telegram.notify import Notifier  # noqa: E402
 from lugh.transport.telegram.outbox import Outbox, OutboxSender  # noqa: E402
 from lugh.transport.telegram.pacing import Limits  # noqa: E402
+from lugh.transport.telegram.render import deliver  # noqa: E402
 from lugh.transport.telegram.updates import Updates  # noqa: E402
 
 log = get_logger("lugh.transport.telegram.bot")
@@ -50,7 +52,9 @@ class TelegramBot:
         poll_timeout_s: float = 10.0,
         limits: Limits = Limits(),
         on_pairing_code: Any = None,
+        notifier: dict[str, Any] | None = None,
     ) -> None:
+        """`notifier` passes options to the Notifier (tests shorten its intervals)."""
         settings = services.settings
         if settings.telegram_bot_token is None:
             raise ValueError("TelegramBot needs TELEGRAM_BOT_TOKEN")
@@ -72,6 +76,8 @@ class TelegramBot:
         self.sender = OutboxSender(
             services.pool, self.application.bot, listener=services.listener, limits=limits
         )
+        self.notifier = Notifier(services, self.outbox, owner_chats=self.owner_chats,
+                                 deliver=deliver, **(notifier or {}))  # fmt: skip
         self.application.add_handler(TypeHandler(Update, self._on_update))
         self.started = asyncio.Event()
         self._stop = asyncio.Event()
@@ -99,6 +105,7 @@ class TelegramBot:
                 timeout=self.poll_timeout, allowed_updates=ALLOWED_UPDATES
             )
             sending = asyncio.create_task(self.sender.run(), name="telegram:outbox")
+            notifying = asyncio.create_task(self.notifier.run(), name="telegram:notifier")
             try:
                 me = application.bot.username
                 if code is not None:
@@ -110,14 +117,21 @@ class TelegramBot:
                 self.started.set()
                 await self._stop.wait()
                 await self._halt()
+                await self.notifier.stop()
+                await notifying
                 await self.sender.stop()
                 await sending
             finally:
                 self.started.clear()
-                sending.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await sending
+                for task in (notifying, sending):
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
                 await self._halt()
+
+    async def owner_chats(self) -> list[int]:
+        """The chats notifications go to: each owner's private chat (its id is the user's)."""
+        return sorted(self.access.owners)
 
     async def stop(self) -> None:
         """Take no more updates, finish the ones in hand, send what they queued, then return."""

@@ -12,10 +12,8 @@ from contextlib import asynccontextmanager
 import pytest
 
 from lugh.app import build_components, run_components
-from lugh.commands.notifications import notification_for
 from lugh.transport.telegram.bot import TelegramBot
 from lugh.transport.telegram.callbacks import FORGED, STALE
-from lugh.transport.telegram.render import deliver
 from tests.conftest import git, make_repo
 from tests.fakes.anthropic import API_KEY, FakeAnthropic, tool_use, turn
 from tests.fakes.telegram import FakeTelegram, SentMessage
@@ -62,28 +60,23 @@ async def lugh(services) -> AsyncIterator[TelegramBot]:
         await asyncio.wait_for(running, BOUND_S)
 
 
-async def in_review(services, fake, bot, repo) -> SentMessage:
-    """Register the repo, ask for a task, let the agent run; the review message as shown."""
+async def in_review(services, fake, repo) -> SentMessage:
+    """Register the repo, ask for a task, let the agent run; the review message the notifier
+    sent, once its outbox row records it (reactions find their message through it)."""
     await say(fake, f"/project new demo {repo}")
-    async with services.events.subscribe() as feed:
-        queued = await say(fake, "/task add a greeting file")
-        assert queued.text.startswith("Queued #1")
-        async with asyncio.timeout(BOUND_S):
-            async for event in feed:
-                if event.kind == "awaiting_review":
-                    break
-    reply = await notification_for(services, event)
-    row = await deliver(services, bot.outbox, OWNER, reply)
-    await fake.wait_for(lambda: _shown(services, fake, "ready for review") is not None, BOUND_S)
-    message = _shown(services, fake, "ready for review")
+    queued = await say(fake, "/task add a greeting file")
+    assert queued.text.startswith("Queued #1")
+    await fake.wait_for(lambda: _shown(fake, "ready for review") is not None, BOUND_S)
+    message = _shown(fake, "ready for review")
     async with asyncio.timeout(BOUND_S):  # recorded as sent just after Telegram answered
-        while await services.pool.fetchval(
-                "SELECT sent_message_id FROM outbox WHERE id = $1", row) != message.message_id:
+        while not await services.pool.fetchval(
+                "SELECT EXISTS (SELECT 1 FROM outbox WHERE chat_id = $1 AND sent_message_id = $2)",
+                OWNER, message.message_id):
             await asyncio.sleep(0.01)
     return message
 
 
-def _shown(services, fake, text: str) -> SentMessage | None:
+def _shown(fake, text: str) -> SentMessage | None:
     return next((m for m in fake.messages[OWNER] if text in m.text), None)
 
 
@@ -127,8 +120,8 @@ async def test_approve_by_button_merges_and_the_message_becomes_the_outcome(
 ):
     repo = make_repo(tmp_path / "repo")
     script_greeting(anthropic)
-    async with lugh(services) as bot:
-        review = await in_review(services, fake, bot, repo)
+    async with lugh(services):
+        review = await in_review(services, fake, repo)
         assert "+1 −0 in 1 file" in review.text
         approve = button(review, "Approve & merge")
         fake.push_callback(OWNER, review.message_id, approve)
@@ -149,8 +142,8 @@ async def test_a_thumbs_up_on_the_review_merges_and_records_a_reaction(
 ):
     repo = make_repo(tmp_path / "repo")
     script_greeting(anthropic)
-    async with lugh(services) as bot:
-        review = await in_review(services, fake, bot, repo)
+    async with lugh(services):
+        review = await in_review(services, fake, repo)
         fake.push_reaction(OWNER, review.message_id, "👍")
         await edited_to(fake, review, "Merged #1")
 
@@ -161,8 +154,8 @@ async def test_a_thumbs_up_on_the_review_merges_and_records_a_reaction(
 async def test_a_thumbs_down_rejects_and_the_branch_is_gone(services, fake, anthropic, tmp_path):
     repo = make_repo(tmp_path / "repo")
     script_greeting(anthropic)
-    async with lugh(services) as bot:
-        review = await in_review(services, fake, bot, repo)
+    async with lugh(services):
+        review = await in_review(services, fake, repo)
         fake.push_reaction(OWNER, review.message_id, "👎")
         await edited_to(fake, review, "Rejected #1")
         eyes = await _after(fake, lambda: fake.push_reaction(OWNER, review.message_id, "👀", old="👎"))
