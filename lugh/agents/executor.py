@@ -162,7 +162,9 @@ class AgentExecutor:
         project = await self.projects.get(name)
         if task.agent_id is not None:
             return project, await self.agents.get(task.agent_id)
-        return project, await self.agents.default_agent(project.name)
+        agent = await self.agents.default_agent(project.name)
+        await self.pool.execute(Q.assign_agent, task.id, task.lease_token, agent.id)
+        return project, agent
 
     async def _spec(
         self, task: Task, project: Project, agent: Agent, wt: Worktree, tools: ToolBox,

@@ -15,3 +15,10 @@ ORDER BY importance DESC, id DESC;
 
 -- name: touch_memories
 UPDATE memories SET accessed_at = now() WHERE id = ANY($1::bigint[]);
+
+-- name: assign_agent
+-- $1 task, $2 lease token, $3 agent: the agent a task queued without one is run by (the
+-- project's default), recorded under the lease, so the task says who did it and the agent is
+-- busy while it runs (migration 0009's triggers).
+UPDATE tasks SET agent_id = $3
+WHERE id = $1 AND lease_token = $2 AND status = 'running' AND agent_id IS NULL;

@@ -40,8 +40,8 @@ RETURNING a.id, a.project_id, p.name AS project, a.name, a.role, a.model, a.syst
           a.status, a.created_at;
 
 -- name: resume_agent
--- Only a stopped agent changes: a busy one stays busy until its run ends.
-UPDATE agents a SET status = 'idle'
+-- Only a stopped agent changes: busy again if a run of its is still under way (0009).
+UPDATE agents a SET status = CASE WHEN a.running_tasks > 0 THEN 'busy' ELSE 'idle' END
 FROM projects p
 WHERE a.id = $1 AND p.id = a.project_id AND a.status = 'stopped'
 RETURNING a.id, a.project_id, p.name AS project, a.name, a.role, a.model, a.system_prompt,
