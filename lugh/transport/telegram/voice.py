@@ -12,6 +12,7 @@ from telegram.error import TelegramError
 
 from lugh.commands import voice as notes
 from lugh.commands.reply import Reply
+from lugh.config import Settings
 from lugh.knowledge.chunking.documents import human_size
 from lugh.llm.transcribe import OpenAITranscriber, TranscriptionError
 from lugh.logs import get_logger
@@ -27,26 +28,16 @@ async def on_voice(chat: Chat, message: telegram.Message) -> Reply | None:
     if voice is None:
         return None
     settings = chat.services.settings
-    if settings.openai_api_key is None:
-        return Reply.refused(
-            "I can't listen to voice notes here: transcription needs OPENAI_API_KEY. "
-            "Type the request instead."
-        )
     seconds = _seconds(voice)
-    if voice.file_size and voice.file_size > settings.voice_max_bytes:
-        return Reply.refused(
-            f"That voice note is {human_size(voice.file_size)}, over the "
-            f"{human_size(settings.voice_max_bytes)} I take; send a shorter one or type it."
-        )
-    if seconds > settings.voice_max_seconds:
-        return Reply.refused(
-            f"That voice note is {human_duration(seconds)} long, over the "
-            f"{human_duration(settings.voice_max_seconds)} I take; send a shorter one or type it."
-        )
     ctx = chat.from_source("voice")
     voice_id = await notes.received(ctx, chat.chat_id, message.message_id, voice.file_id, seconds)
     if voice_id is None:
         return None
+    refusal = _refusal(settings, voice.file_size, seconds)
+    if refusal is not None:
+        await notes.failed(ctx, voice_id, refusal)
+        return Reply.refused(refusal)
+    assert settings.openai_api_key is not None  # _refusal said so otherwise
     try:
         audio = bytes(await (await chat.bot.get_file(voice.file_id)).download_as_bytearray())
     except TelegramError as exc:
@@ -80,6 +71,22 @@ async def on_voice(chat: Chat, message: telegram.Message) -> Reply | None:
     unsure = heard.confidence < settings.voice_min_confidence
     heading = f"🎙 {heard.text}" + ("\n(I'm not sure I heard that right.)" if unsure else "")
     return dataclasses.replace(reply, text=f"{heading}\n\n{reply.text}")
+
+
+def _refusal(settings: Settings, size: int | None, seconds: float) -> str | None:
+    """Why this note is not transcribed (one sentence), from what Telegram says of it: nothing
+    is downloaded or sent to the API for a note refused here."""
+    if settings.openai_api_key is None:
+        return ("I can't listen to voice notes here: transcription needs OPENAI_API_KEY. "
+                "Type the request instead.")  # fmt: skip
+    if size and size > settings.voice_max_bytes:
+        return (f"That voice note is {human_size(size)}, over the "
+                f"{human_size(settings.voice_max_bytes)} I take; send a shorter one or type it.")
+    if seconds > settings.voice_max_seconds:
+        return (f"That voice note is {human_duration(seconds)} long, over the "
+                f"{human_duration(settings.voice_max_seconds)} I take; send a shorter one or "
+                "type it.")  # fmt: skip
+    return None
 
 
 def _filename(voice: telegram.Voice | telegram.Audio) -> str:

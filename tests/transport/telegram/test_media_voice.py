@@ -102,7 +102,8 @@ async def test_an_oversized_or_too_long_note_gets_one_sentence_with_no_download_
     assert not reply.ok and expected in reply.text
     assert telegram_api.requests_to("/getFile") == []
     assert openai_api.requests_to("/audio/transcriptions") == []
-    assert await chat.services.pool.fetchval("SELECT count(*) FROM voice_commands") == 0
+    row = await voice_row(chat)
+    assert (row["status"], row["error"], row["transcript"]) == ("failed", reply.text, None)
 
 
 async def test_a_corrupt_note_gets_one_sentence_and_is_recorded_as_failed(
