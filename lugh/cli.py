@@ -216,5 +216,15 @@ def _register_checkpoint_commands() -> None:
 _register_checkpoint_commands()
 
 
+def _register_ops_commands() -> None:
+    from lugh.ops.cli import backup, restore_backup
+
+    app.command()(backup)
+    app.command("restore-backup")(restore_backup)
+
+
+_register_ops_commands()
+
+
 def main() -> None:
     app()
