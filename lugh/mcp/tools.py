@@ -214,6 +214,61 @@ def register_tools(server: MCPServer[Any], services: Services, audit: Audit) -> 
                 result = await services.knowledge.ingest_paths(project, [target])
             return ingest_json(result)
 
+    register_checkpoint_tools(server, services, audit)
+
+
+CheckpointId = Annotated[int, Field(ge=1, le=2**63 - 1, description="The checkpoint's number.")]
+
+
+def register_checkpoint_tools(server: MCPServer[Any], services: Services, audit: Audit) -> None:
+    """Checkpoints: save a project's whole state, list the saved ones, go back to one."""
+    checkpoints = services.checkpoints
+
+    def shown(c: Any) -> dict[str, Any]:
+        return {"id": c.id, "project": c.project, "kind": c.kind, "label": c.label,
+                "size_bytes": c.size_bytes, "created_at": c.created_at.isoformat()}  # fmt: skip
+
+    @server.tool()
+    async def create_checkpoint(
+        project: ProjectName,
+        ctx: Context,
+        label: Annotated[str | None, Field(max_length=200, description="A name for it.")] = None,
+    ) -> dict[str, Any]:
+        """Save a checkpoint of a project now: its branches, running work, tasks, knowledge and
+        memories, to restore later with restore_checkpoint."""
+        async with audit.call(ctx, "create_checkpoint", {"project": project, "label": label},
+                              writes=True):  # fmt: skip
+            return shown(await checkpoints.create(project, label=label))
+
+    @server.tool()
+    async def list_checkpoints(
+        ctx: Context,
+        project: Annotated[str | None, Field(max_length=200, description=(
+            "Only this project's; omitted, every project's."))] = None,
+    ) -> dict[str, Any]:
+        """The saved checkpoints, newest first, with kind, label, size and time."""
+        async with audit.call(ctx, "list_checkpoints", {"project": project}):
+            return {"checkpoints": [shown(c) for c in await checkpoints.list(project)]}
+
+    @server.tool()
+    async def restore_checkpoint(
+        checkpoint_id: CheckpointId,
+        ctx: Context,
+        confirm: Annotated[bool, Field(description=(
+            "false: only say what would change; true: restore."))] = False,
+    ) -> dict[str, Any]:
+        """Go back to a checkpoint. Call first without confirm to see what would change (tasks,
+        branches, documents, memories), then with confirm=true to restore it."""
+        arguments = {"checkpoint_id": checkpoint_id, "confirm": confirm}
+        async with audit.call(ctx, "restore_checkpoint", arguments, writes=confirm):
+            await checkpoints.verify(checkpoint_id)
+            plan = await checkpoints.preview_restore(checkpoint_id)
+            if not confirm or plan.problem:
+                return {"restored": False, "plan": plan.text(), "problem": plan.problem}
+            report = await checkpoints.restore(checkpoint_id)
+            return {"restored": True, "message": report.text(), "requeued": report.requeued,
+                    "pre_checkpoint_id": report.pre_checkpoint_id}  # fmt: skip
+
 
 def allowed_path(given: str, roots: list[Path]) -> Path:
     """`given` resolved (symlinks followed), if it lies under one of `roots`."""

@@ -16,6 +16,7 @@ from tests.mcp.conftest import error_text, payload
 TOOLS = {
     "spawn_agent", "assign_task", "query_knowledge", "list_projects", "create_project",
     "get_task", "list_tasks", "cancel_task", "approve_task", "reject_task", "ingest",
+    "create_checkpoint", "list_checkpoints", "restore_checkpoint",
 }  # fmt: skip
 RESOURCE_TEMPLATES = {
     "lugh://projects/{name}", "lugh://projects/{name}/agents", "lugh://agents/{id}",
