@@ -1,6 +1,6 @@
 """Button presses: look the button up by its signed id, run its action, show the outcome.
 
-A button that changes something (approve, reject, confirm, cancel …) uses up its whole keyboard
+A button that changes something (approve, reject, cancel, a proposal's confirm …) uses up its whole keyboard
 in one statement before the action runs, so two presses (a double tap, a replayed update, a
 reaction at the same moment) run it once; the message is then edited to the outcome. Buttons
 that only show something (diff, why, status) stay and answer with a new message. Every callback
@@ -57,8 +57,7 @@ async def _press(chat: Chat, data: str) -> tuple[str, bool]:
         if button["outbox_id"] is not None and button["used_at"] is None:
             await remove_keyboard(chat, button["outbox_id"])
         return STALE, True
-    spec = COMMANDS.get(button["action"])
-    if spec is None or not spec.changes_state:
+    if not answers(button["action"]):
         reply = await run(chat, button["action"], button["argument"], "button")
         await deliver(chat.services, chat.outbox, chat.chat_id, reply)
         return ("" if reply.ok else reply.text), not reply.ok
@@ -67,6 +66,13 @@ async def _press(chat: Chat, data: str) -> tuple[str, bool]:
     if reply is None:
         return STALE, True
     return _short(reply), not reply.ok
+
+
+def answers(action: str) -> bool:
+    """Whether pressing `action` answers its message (uses the keyboard up): commands that
+    change state, and the buttons' own unlisted actions (confirm, dismiss …)."""
+    spec = COMMANDS.get(action)
+    return spec is not None and (spec.changes_state or not spec.listed)
 
 
 async def answer_prompt(
