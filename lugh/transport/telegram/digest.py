@@ -44,6 +44,9 @@ class Digest:
             await self._send(row["chat_id"])
         return await self.pool.fetchval(Q.next_due, float(self.interval_s))
 
+    async def prune(self) -> None:
+        await self.pool.execute(Q.prune)
+
     async def _send(self, chat_id: int) -> None:
         async with self.pool.acquire() as conn, conn.transaction():
             rows = (await conn.fetch(Q.waiting, chat_id))[:MAX_LINES]

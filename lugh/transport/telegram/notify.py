@@ -41,6 +41,7 @@ log = get_logger("lugh.transport.telegram.notify")
 Q = load(__file__, "notify")
 
 POLL_S = 5.0
+PRUNE_S = 3600.0  # how often finished progress messages and sent digest lines are forgotten
 RINGING: frozenset[Priority] = frozenset({"critical", "high"})
 
 
@@ -143,9 +144,15 @@ class Notifier:
                 row = await self.pool.fetchrow(Q.start_cursor, self.cursor)
             snapshot = row["snapshot"]
             self.ready.set()
+            loop = asyncio.get_running_loop()
+            pruned_at = -PRUNE_S
             while not self._stopping:
                 self._wake.clear()
                 snapshot = await self._read(snapshot)
+                if loop.time() - pruned_at >= PRUNE_S:
+                    await self.progress.prune()
+                    await self.digest.prune()
+                    pruned_at = loop.time()
                 due = [s for s in (await self.progress.flush(), await self.digest.flush())
                        if s is not None]  # fmt: skip
                 await wait_event(self._wake, min([self.poll_s, *(max(s, 0.01) for s in due)]))

@@ -115,6 +115,9 @@ class ProgressMessages:
                 await self._edit(conn, row)
         return await self.pool.fetchval(Q.next_due, float(self.interval_s))
 
+    async def prune(self) -> None:
+        await self.pool.execute(Q.prune)
+
     async def _edit(self, conn: asyncpg.Connection, row: asyncpg.Record) -> None:
         task_id, chat, text = row["task_id"], row["chat_id"], row["pending"]
         if text == row["shown"]:

@@ -49,7 +49,7 @@ async def project(services: Services, repo) -> Project:
 async def test_a_task_awaiting_review_rings_once_with_the_approval_buttons(services, project, fake):
     async with notifying(services, fake):
         task = await in_review(services, project, {"hello.py": "print('hello')\n"})
-        await fake.wait_for(lambda: any("review" in m.text for m in fake.sent(OWNER_CHAT)))
+        await fake.wait_for(lambda: said(fake, "ready for review"), BOUND_S)
     [message] = [m for m in fake.sent(OWNER_CHAT) if "ready for review" in m.text]
 
     assert f"#{task.id} Add a greeting is ready for review" in message.text
@@ -90,7 +90,7 @@ async def test_quiet_hours_silence_everything_but_critical(services, project, fa
         await services.tasks.fail_attempt(plain.id, plain.lease_token, "boom", retry=False)
         urgent = await running_task(services, project, "Prod is down", priority=5)
         await services.tasks.fail_attempt(urgent.id, urgent.lease_token, "boom", retry=False)
-        await fake.wait_for(lambda: len(said(fake, "failed: boom")) == 2)
+        await fake.wait_for(lambda: len(said(fake, "failed: boom")) == 2, BOUND_S)
 
     failures = {m.text.split()[0]: m for m in said(fake, "failed: boom")}
     assert failures[f"#{plain.id}"].silent  # high, but the owner sleeps
@@ -110,10 +110,10 @@ async def test_a_progress_message_is_edited_in_place_throttled_and_never_resent(
                 "step": step, "tool": "run_command", "input": {"command": f"pytest -k case{step}"},
                 "ok": True,
             })  # fmt: skip
-        await fake.wait_for(lambda: "pytest -k case20" in progress.text)
+        await fake.wait_for(lambda: "pytest -k case20" in progress.text, BOUND_S)
         edits_while_working = progress.edits
         await services.tasks.complete(task.id, task.lease_token, "done", result={"summary": "ok"})
-        await fake.wait_for(lambda: "Done" in progress.text)
+        await fake.wait_for(lambda: "Done" in progress.text, BOUND_S)
         await fake.wait_sent(OWNER_CHAT, 2, BOUND_S)  # the done notification itself
 
     assert progress.text.startswith(f"#{task.id} Long job\n✅ Done")
@@ -128,18 +128,20 @@ async def test_a_restarted_notifier_loses_and_repeats_nothing(services, project,
         first = await running_task(services, project, "First")
         await fake.wait_sent(OWNER_CHAT, 1, BOUND_S)
         await services.tasks.complete(first.id, first.lease_token, "failed", error="one")
-        await fake.wait_for(lambda: said(fake, "failed: one"))
+        await fake.wait_for(lambda: said(fake, "failed: one"), BOUND_S)
         second = await running_task(services, project, "Second")
-        await fake.wait_for(lambda: said(fake, f"#{second.id} Second\n⏳"))
+        await fake.wait_for(lambda: said(fake, f"#{second.id} Second\n⏳"), BOUND_S)
     # While no notifier runs, the second task works and fails, and an MCP client adds a task.
-    await services.events.publish(second.id, "tool_call", {"step": 1, "tool": "read_file",
-                                                            "input": {"path": "app.py"}})  # fmt: skip
+    step = {"step": 1, "tool": "read_file", "input": {"path": "app.py"}}
+    await services.events.publish(second.id, "tool_call", step)
     await services.tasks.complete(second.id, second.lease_token, "failed", error="two")
     third = await services.tasks.enqueue(project.id, "Third", source="mcp")
 
     async with notifying(services, fake):
-        await fake.wait_for(lambda: said(fake, "Third was queued") and said(fake, "failed: two"))
-        await fake.wait_for(lambda: said(fake, "❌ Failed: two"))
+        await fake.wait_for(
+            lambda: said(fake, "Third was queued") and said(fake, "failed: two"), BOUND_S
+        )
+        await fake.wait_for(lambda: said(fake, "❌ Failed: two"), BOUND_S)
 
     texts = [m.text for m in fake.sent(OWNER_CHAT)]
     assert sum("failed: one" in t for t in texts) == 1

@@ -42,7 +42,7 @@ async def test_a_task_assigned_over_mcp_notifies_the_owner_and_so_does_its_outco
         task = await services.tasks.claim("test-worker", 60)
         await services.tasks.complete(task.id, task.lease_token, "done", result={"summary": "ok"})
         await fake.wait_for(lambda: any(m.text == f"#{task_id} Fix CI is done. ok"
-                                        for m in fake.sent(OWNER_CHAT)))  # fmt: skip
+                                        for m in fake.sent(OWNER_CHAT)), BOUND_S)  # fmt: skip
 
     assert queued.text == f"#{task_id} Fix CI was queued by an MCP client."
     assert queued.silent and labels(queued.reply_markup) == ["Status", "Cancel"]

@@ -27,3 +27,7 @@ UPDATE notify_digest_lines SET sent_in = $2 WHERE id = ANY ($1::bigint[]);
 -- Seconds until the next digest is due ($1 the interval), or NULL when no line waits.
 SELECT greatest(0, extract(epoch FROM min(created_at) + make_interval(secs => $1) - now()))::float8
 FROM notify_digest_lines WHERE sent_in IS NULL;
+
+-- name: prune
+-- Lines sent in a digest a week ago (a replay that old is not expected).
+DELETE FROM notify_digest_lines WHERE sent_in IS NOT NULL AND created_at < now() - interval '7 days';

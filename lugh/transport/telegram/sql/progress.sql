@@ -43,3 +43,8 @@ UPDATE notify_progress SET pending = NULL WHERE task_id = $1 AND chat_id = $2 AN
 -- Seconds until the next throttled edit may go out, or NULL when none waits.
 SELECT greatest(0, extract(epoch FROM min(shown_at) + make_interval(secs => $1) - now()))::float8
 FROM notify_progress WHERE pending IS NOT NULL;
+
+-- name: prune
+-- Finished messages whose last edit went out a day ago: nothing will edit them again.
+DELETE FROM notify_progress
+WHERE finished AND pending IS NULL AND shown_at < now() - interval '1 day';
