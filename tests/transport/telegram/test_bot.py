@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import io
+import logging
+
 import pytest
+import structlog
 
 from lugh.commands.reply import Button, Code, Reply
+from lugh.logs import configure_logging
 from lugh.transport.telegram.render import deliver
-from tests.fakes.telegram import FakeTelegram, parse_html, utf16_len
+from tests.fakes.telegram import TOKEN, FakeTelegram, parse_html, utf16_len
 from tests.transport.telegram.botkit import BOUND_S, OWNER, make_services, running_bot, say
 
 
@@ -97,3 +103,62 @@ async def test_a_normal_reply_is_silent_and_a_high_priority_one_rings(services, 
 
     requests = [r.body for r in fake.requests_to("/sendMessage")]
     assert [b"disable_notification=true" in b.lower() for b in requests] == [True, False]
+
+
+async def test_a_cancel_button_works_while_the_model_is_still_thinking_about_another_message(
+    make_settings, fake, pool, database, repo
+):
+    from tests.fakes.anthropic import API_KEY, FakeAnthropic, tool_use, turn
+
+    asked = "what is happening with everything"
+    with FakeAnthropic() as anthropic:
+        anthropic.script(turn(tool_use("choose_action", {"action": "tasks", "argument": ""})), key=asked)
+        anthropic.delay(0, 5.0, key=asked)
+        services = make_services(make_settings, fake, pool, database, ANTHROPIC_API_KEY=API_KEY,
+                                 ANTHROPIC_BASE_URL=anthropic.base_url)  # fmt: skip
+        await services.projects.register("demo", str(repo))
+        try:
+            async with running_bot(services):
+                queued = await say(fake, "/task add a health endpoint")
+                fake.push_message(OWNER, asked)
+                await asyncio.to_thread(anthropic.arrived(0, key=asked).wait, BOUND_S)
+                cancel = next(b for b in queued.reply_markup["inline_keyboard"][0] if b["text"] == "Cancel")
+                fake.push_callback(OWNER, queued.message_id, cancel["callback_data"])
+                await fake.wait_for(lambda: queued.text.startswith("Cancelled #1"), BOUND_S)
+                waiting = len(fake.sent(OWNER))
+                answer = (await fake.wait_sent(OWNER, waiting + 1, BOUND_S))[-1]
+        finally:
+            await services.aclose()
+
+    assert waiting == 1  # the cancel went through while the model had not answered yet
+    assert "Open tasks" in answer.text or "No open tasks" in answer.text
+    [task] = await services.tasks.list()
+    assert task.status == "cancelled"
+
+
+async def test_the_bot_token_never_reaches_the_log_even_at_debug(services, fake, captured_log):
+    async with running_bot(services):
+        await say(fake, "/help")
+        fake.push_callback(OWNER, 1, "forged")
+        await fake.wait_for(lambda: fake.answered_callbacks, BOUND_S)
+    output = captured_log.getvalue()
+
+    assert "getUpdates" in output or "telegram" in output  # the libraries did log
+    assert TOKEN not in output and TOKEN.split(":")[1] not in output
+
+
+@pytest.fixture
+def captured_log():
+    root = logging.getLogger()
+    noisy = [logging.getLogger(n) for n in ("httpx", "httpcore", "telegram")]
+    saved = (list(root.handlers), root.level, structlog.get_config(), [n.level for n in noisy])
+    buffer = io.StringIO()
+    configure_logging("debug", "json", [TOKEN], stream=buffer)
+    for logger in noisy:  # the loudest they can be: every request URL carries the token
+        logger.setLevel(logging.DEBUG)
+    yield buffer
+    root.handlers[:] = saved[0]
+    root.setLevel(saved[1])
+    structlog.configure(**saved[2])
+    for logger, level in zip(noisy, saved[3]):
+        logger.setLevel(level)
