@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from lugh.commands.reply import Priority, Reply
+from lugh.commands.reply import Button, Priority, Reply
 from lugh.commands.review import diff_reply
 from lugh.commands.tasks import task_buttons
 from lugh.errors import UserError
@@ -100,12 +100,14 @@ async def notification_for(services: Services, event: TaskEvent) -> Reply | None
 
 async def _waiting(services: Services, task: Task, data: dict[str, Any]) -> Reply:
     """The owner's turn: a plan to approve, a high-risk step to allow, or finished work."""
-    buttons = task_buttons(task)
     approval = data.get("approval")
     if isinstance(data.get("plan"), dict):
+        buttons = _answer_buttons(task, "Approve plan", "Reject plan")
         return Reply(_plan_text(task, data["plan"]), buttons=buttons, approval_id=approval)
     if data.get("reason") == "step" or "tool_use_id" in data:
+        buttons = _answer_buttons(task, "Allow", "Refuse")
         return Reply(_step_text(task, data), buttons=buttons, approval_id=approval)
+    buttons = task_buttons(task)
     try:
         reply = await diff_reply(task.id, await services.review.diff(task.id))
     except UserError:
@@ -114,6 +116,12 @@ async def _waiting(services: Services, task: Task, data: dict[str, Any]) -> Repl
     reply.buttons = buttons
     reply.approval_id = await services.review.pending_approval(task.id)
     return reply
+
+
+def _answer_buttons(task: Task, yes: str, no: str) -> list[list[Button]]:
+    ref = str(task.id)
+    return [[Button(yes, "approve", ref), Button(no, "reject", ref)],
+            [Button("Why", "why", ref), Button("Cancel", "cancel", ref)]]  # fmt: skip
 
 
 def _plan_text(task: Task, plan: dict[str, Any]) -> str:

@@ -48,7 +48,9 @@ async def test_a_plan_to_approve_shows_the_plan_and_the_approval_buttons(service
         "Split the view.", "Files: login.py", "Commands: pytest", "About 12 steps, ≈ $0.36.",
         "Approve to let it start, or reject.",
     ]  # fmt: skip
-    assert [b.label for row in reply.buttons for b in row][:2] == ["Approve & merge", "Reject"]
+    assert [(b.label, b.action) for row in reply.buttons for b in row] == [
+        ("Approve plan", "approve"), ("Reject plan", "reject"), ("Why", "why"), ("Cancel", "cancel"),
+    ]
 
 
 async def test_a_high_risk_step_names_the_command_it_waits_on(services, project):
@@ -61,6 +63,7 @@ async def test_a_high_risk_step_names_the_command_it_waits_on(services, project)
     reply = await notification_for(services, await newest(services, task.id))
 
     assert reply.priority == "high"
+    assert [b.label for row in reply.buttons for b in row][:2] == ["Allow", "Refuse"]
     assert reply.text.startswith(
         f"#{task.id} Clean the build: the agent wants to run a high-risk step, "
         "run_command: rm -rf build"
