@@ -28,6 +28,18 @@ TABLES = tuple(_SNAPSHOT.names())
 REPLACED = tuple(t for t in TABLES if t not in ("projects", "sessions"))
 _COPIED = re.compile(r"COPY (\d+)")
 
+# Tables that refer to a project's rows without being part of its state. A restore deletes the
+# project's tasks, so rows here that point at them are deleted (ON DELETE CASCADE) or unlinked.
+LEFT_OUT = {
+    "checkpoints": "the instance's list of checkpoints: a restore never rewinds it",
+    "checkpoint_restores": "the restore journal",
+    "notify_progress": "a chat's progress messages, already sent",
+    "telegram_buttons": "buttons of messages already sent",
+    "telegram_prompts": "messages already sent, bound to approvals or tasks",
+    "voice_commands": "a chat's voice notes",
+    "vision_tasks": "a chat's photos",
+}
+
 
 @dataclass(frozen=True)
 class Contents:

@@ -78,11 +78,16 @@ async def test_restore_puts_rows_branches_and_the_running_tasks_worktree_back_ex
     assert report.requeued == [filled["running"]] and report.worktrees == [filled["running"]]
     assert report.pre_checkpoint_id is not None
     after = await fingerprint(*_where(services, project))
-    assert {k: v for k, v in after.items() if k != "tasks"} == {
-        k: v for k, v in saved.items() if k != "tasks"
+    requeued = ("tasks", "agents")  # the running task is queued again, its agent idle
+    assert {k: v for k, v in after.items() if k not in requeued} == {
+        k: v for k, v in saved.items() if k not in requeued
     }
     task = await services.tasks.get(filled["running"])
     assert task.status == "queued" and task.lease_owner is None
+    agent = await services.pool.fetchrow(
+        "SELECT status, running_tasks FROM agents WHERE id = $1", filled["agent"].id
+    )
+    assert (agent["status"], agent["running_tasks"]) == ("idle", 0)
     assert (filled["worktree"] / "README.md").read_text() == "# changed by the agent\n"
     assert (filled["worktree"] / "new_file.py").read_text() == "print('new')\n"
     embeddings = await services.pool.fetchval("SELECT count(*) FROM chunks")

@@ -43,7 +43,11 @@ FROM held WHERE t.id = held.id
 RETURNING t.id, held.run_after;
 
 -- name: idle_agents
-UPDATE agents SET status = 'idle' WHERE project_id = $1 AND status = 'busy';
+-- Nothing of the project runs once its running tasks are held back; the running-task counters
+-- (0009) were raised by the copied rows' insert triggers as well as copied, so they are reset.
+UPDATE agents
+SET running_tasks = 0, status = CASE WHEN status = 'stopped' THEN 'stopped' ELSE 'idle' END
+WHERE project_id = $1;
 
 -- name: restore_sessions
 -- A chat's session comes back only where it still points at this project (or none): a chat that
