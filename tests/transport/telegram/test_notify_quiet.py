@@ -53,7 +53,8 @@ def test_a_daytime_window_and_no_window():
         ({"LUGH_QUIET_HOURS": "10pm-7am"},
          "LUGH_QUIET_HOURS must look like 22:00-07:00, got '10pm-7am'."),
         ({"LUGH_QUIET_HOURS": "25:00-07:00"},
-         "LUGH_QUIET_HOURS must be two different times of day like 22:00-07:00, got '25:00-07:00'."),
+         "LUGH_QUIET_HOURS must be two different times of day like 22:00-07:00, "
+         "got '25:00-07:00'."),
         ({"LUGH_TIMEZONE": "Mars/Olympus"},
          "LUGH_TIMEZONE must be a time zone name such as Europe/Berlin, got 'Mars/Olympus'."),
         ({"LUGH_DIGEST_MINUTES": "0"}, "LUGH_DIGEST_MINUTES must be at least 1, got '0'."),
