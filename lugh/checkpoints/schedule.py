@@ -23,6 +23,7 @@ class DailyCheckpoints:
         self.daily = daily
         self.every_s = every_s
         self.rounds = 0  # finished rounds, for tests and health checks
+        self.round_done = asyncio.Event()
 
     async def run(self) -> None:
         for report in await self.service.resume_restores():
@@ -37,4 +38,5 @@ class DailyCheckpoints:
                     orphans=[str(p) for p in cleaned.orphans],
                 )  # fmt: skip
             self.rounds += 1
+            self.round_done.set()
             await asyncio.sleep(self.every_s)
