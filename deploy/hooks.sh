@@ -26,8 +26,9 @@ docker)
     : "${LUGH_INSTALL:=true}"
     : "${LUGH_RESTART:=$_compose up -d --build}"
     : "${LUGH_CHECK:=$_compose exec -T lugh lugh doctor --check}"
-    : "${LUGH_BACKUP:=$_compose exec -T lugh lugh backup}"
-    : "${LUGH_RESTORE:=$_compose exec -T lugh lugh restore-backup --yes \"\$3\"}"
+    # The backup service holds the backups volume; lugh is stopped while its database is replaced.
+    : "${LUGH_BACKUP:=$_compose exec -T backup lugh backup --dir /var/backups/lugh}"
+    : "${LUGH_RESTORE:=$_compose stop lugh && $_compose exec -T backup lugh restore-backup --yes \"\$3\"}"
     ;;
 *)
     echo "LUGH_DEPLOY must be systemd or docker, got '$LUGH_DEPLOY'." >&2

@@ -188,3 +188,30 @@ def test_deploying_an_unknown_ref_says_so_and_changes_nothing(site):
     assert result.stderr.strip() == "✗ The origin repository has no branch or tag 'no-such-branch'."
     assert site.head("staging") == before
     assert site.hooks() == []
+
+
+def test_with_docker_the_scripts_drive_each_instances_compose_file_in_its_checkout(site):
+    bin_dir = site.tmp / "bin"
+    bin_dir.mkdir()
+    calls = site.tmp / "docker.log"
+    docker = bin_dir / "docker"
+    docker.write_text(f'#!/bin/sh\necho "$(pwd) $*" >> {calls}\n')
+    docker.chmod(0o755)
+    env = site.env()
+    for hook in ("LUGH_INSTALL", "LUGH_RESTART", "LUGH_CHECK", "LUGH_BACKUP", "LUGH_RESTORE"):
+        del env[hook]
+    env.update(LUGH_DEPLOY="docker", PATH=f"{bin_dir}:{env['PATH']}")
+
+    result = subprocess.run(
+        ["sh", str(ROOT / "deploy" / "promote.sh")], env=env, capture_output=True, text=True,
+        timeout=60,
+    )  # fmt: skip
+
+    assert result.returncode == 0, result.stderr
+    staging, prod = site.home / "staging" / "src", site.home / "prod" / "src"
+    assert calls.read_text().splitlines() == [
+        f"{staging} compose -f docker-compose.staging.yml up -d --build",
+        f"{staging} compose -f docker-compose.staging.yml exec -T lugh lugh doctor --check",
+        f"{prod} compose -f docker-compose.prod.yml up -d --build",
+        f"{prod} compose -f docker-compose.prod.yml exec -T lugh lugh doctor --check",
+    ]
