@@ -142,3 +142,29 @@ async def test_a_model_that_is_down_gets_one_sentence(chat, bot, telegram_api, a
     reply = await on_photo(chat, await arrived(bot))
 
     assert not reply.ok and reply.text.startswith("The Anthropic API is overloaded (529).")
+
+
+async def test_the_same_photo_message_handled_twice_reaches_the_model_once(
+    chat, bot, telegram_api, anthropic_api
+):
+    anthropic_api.script(turn(tool_use(TOOL, TWO_TASKS)))
+    telegram_api.push_photo(OWNER, whiteboard((400, 300)))
+    message = await arrived(bot)
+
+    first = await on_photo(chat, message)
+    second = await on_photo(chat, message)
+
+    assert first is not None and second is None
+    assert len(anthropic_api.bodies) == 1
+
+
+async def test_without_an_anthropic_key_a_photo_is_not_even_downloaded(
+    make_chat, bot, telegram_api
+):
+    chat = await make_chat(ANTHROPIC_API_KEY="")
+    telegram_api.push_photo(OWNER, whiteboard((400, 300)))
+
+    reply = await on_photo(chat, await arrived(bot))
+
+    assert not reply.ok and "ANTHROPIC_API_KEY" in reply.text
+    assert telegram_api.requests_to("/getFile") == []
