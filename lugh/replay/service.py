@@ -116,7 +116,7 @@ class ReplayService:
             system = retold.text(chosen.system).replace(task.branch or "\0", branch)
             carried = files.contents
             unknown = [c.path for c in files.changes if c.content is None]
-            message = f"Files as they were at step {chosen.number} of task #{task.id}"
+            message = f"Files as they were when step {chosen.number} of task #{task.id} began"
             await make_branch(repo, branch, base, carried, message)
             try:
                 recorded = await conn.fetchval(
