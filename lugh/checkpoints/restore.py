@@ -136,7 +136,9 @@ async def _run(
         async with service.pool.acquire() as conn, conn.transaction():
             locked = await conn.fetchrow(Q.lock_restore, journal["id"])
             if locked["step"] == "started":
-                held = await snapshot.load(conn, project_id, checkpoint.path, manifest["rows"])
+                held = await snapshot.load(
+                    conn, project_id, checkpoint.path, manifest["rows"], manifest["files"]
+                )
                 await conn.execute(Q.rows_restored, journal["id"], json.dumps(held))
             else:
                 held = _json(locked["held"])

@@ -8,6 +8,7 @@ and copies the saved ones back with their ids (COPY writes identity columns as g
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from dataclasses import dataclass
@@ -26,6 +27,9 @@ Q = queries.load(__file__, "rows")
 # In the order a restore inserts them (parents first). Sessions are merged, not replaced.
 TABLES = tuple(_SNAPSHOT.names())
 REPLACED = tuple(t for t in TABLES if t not in ("projects", "sessions"))
+# Left in place when identical to the checkpoint's: re-inserting chunks means rebuilding their
+# HNSW index entries, by far the slowest part of a restore.
+KNOWLEDGE = ("silos", "sources", "documents", "chunks")
 _COPIED = re.compile(r"COPY (\d+)")
 
 # Tables that refer to a project's rows without being part of its state. A restore deletes the
@@ -87,9 +91,7 @@ async def dump(conn: asyncpg.Connection, project_id: int, staging: Staging) -> d
     async with conn.transaction(isolation="repeatable_read", readonly=True):
         for table in TABLES:
             columns = await stored_columns(conn, table)
-            select = getattr(_SNAPSHOT, table).rstrip(";").replace(
-                "{columns}", ", ".join(f't."{c}"' for c in columns)
-            )
+            select = _select(table, columns)
             relative = f"rows/{table}.copy"
             out = staging.writer(relative)
             try:
@@ -106,8 +108,9 @@ async def dump(conn: asyncpg.Connection, project_id: int, staging: Staging) -> d
 
 
 async def load(
-    conn: asyncpg.Connection, project_id: int, directory: Path, rows: dict[str, Any]
-) -> list[dict[str, Any]]:
+    conn: asyncpg.Connection, project_id: int, directory: Path, rows: dict[str, Any],
+    files: dict[str, Any],
+) -> list[dict[str, Any]]:  # fmt: skip
     """Put the project's rows back exactly, inside the caller's transaction. Returns the tasks
     that were running (now queued, held back) with the run_after each had."""
     tables = rows["tables"]
@@ -118,12 +121,21 @@ async def load(
                 f"This checkpoint was made by another version of Lugh (the {table} table has "
                 f"no column {sorted(missing)[0]!r} any more), so it cannot be restored."
             )
+    await conn.execute(Q.lock_silos, project_id)  # no ingestion slips in between
+    same_knowledge = True
+    for table in KNOWLEDGE:
+        same_knowledge = same_knowledge and await _unchanged(
+            conn, project_id, table, tables[table]["columns"], files[f"rows/{table}.copy"]
+        )
     await conn.execute(Q.delete_memories, project_id)
     await conn.execute(Q.delete_tasks, project_id)
     await conn.execute(Q.delete_agents, project_id)
-    await conn.execute(Q.delete_silos, project_id)
+    if not same_knowledge:
+        await conn.execute(Q.delete_silos, project_id)
     await _upsert_project(conn, directory, tables["projects"]["columns"])
     for table in REPLACED:
+        if same_knowledge and table in KNOWLEDGE:
+            continue
         await conn.copy_to_table(
             table, source=directory / f"rows/{table}.copy",
             columns=tables[table]["columns"], format="binary",
@@ -135,6 +147,29 @@ async def load(
     held = await conn.fetch(Q.hold_running_tasks, project_id)
     await conn.execute(Q.idle_agents, project_id)
     return [{"id": r["id"], "run_after": r["run_after"].isoformat()} for r in held]
+
+
+def _select(table: str, columns: list[str]) -> str:
+    return getattr(_SNAPSHOT, table).rstrip(";").replace(
+        "{columns}", ", ".join(f't."{c}"' for c in columns)
+    )
+
+
+async def _unchanged(
+    conn: asyncpg.Connection, project_id: int, table: str, columns: list[str],
+    saved: dict[str, Any],
+) -> bool:  # fmt: skip
+    """Whether the table's rows now copy out to exactly the saved file's bytes."""
+    digest = hashlib.sha256()
+    size = 0
+
+    async def sink(data: bytes) -> None:
+        nonlocal size
+        digest.update(data)
+        size += len(data)
+
+    await conn.copy_from_query(_select(table, columns), project_id, output=sink, format="binary")
+    return size == saved["size"] and digest.hexdigest() == saved["sha256"]
 
 
 async def _upsert_project(conn: asyncpg.Connection, directory: Path, columns: list[str]) -> None:

@@ -177,3 +177,19 @@ async def test_deleting_a_checkpoint_removes_its_row_and_files(two_projects, che
     assert not checkpoint.path.exists()
     with pytest.raises(UserError, match="There is no checkpoint"):
         await checkpoints.delete(checkpoint.id)
+
+
+async def test_knowledge_identical_to_the_checkpoints_is_left_in_place_by_a_restore(
+    two_projects, checkpoints
+):
+    services = two_projects
+    filled = await fill_project(services, "alpha", chunks=20)
+    checkpoint = await checkpoints.create("alpha")
+    versions = "SELECT array_agg(xmin::text ORDER BY id) FROM chunks"
+    before = await services.pool.fetchval(versions)
+    await services.tasks.enqueue(filled["project"].id, "after the checkpoint")
+
+    await checkpoints.restore(checkpoint.id)
+
+    assert await services.pool.fetchval(versions) == before
+    assert await services.pool.fetchval("SELECT count(*) FROM tasks") == 3

@@ -66,3 +66,6 @@ WHERE NOT EXISTS (SELECT 1 FROM sessions s WHERE s.id = r.id
 -- name: identity_column
 SELECT a.attname, pg_get_serial_sequence($1, a.attname) AS seq FROM pg_attribute a
 WHERE a.attrelid = $1::regclass AND a.attidentity <> '' AND NOT a.attisdropped;
+
+-- name: lock_silos
+SELECT id FROM silos WHERE project_id = $1 ORDER BY id FOR UPDATE;
