@@ -9,9 +9,11 @@ LUGH_HOME=${LUGH_HOME:-/opt/lugh}
 LUGH_DEPLOY=${LUGH_DEPLOY:-systemd}
 LUGH_STAGING_BRANCH=${LUGH_STAGING_BRANCH:-main}
 LUGH_CHECK_TIMEOUT=${LUGH_CHECK_TIMEOUT:-120}
+LUGH_ETC=${LUGH_ETC:-/etc/lugh}
+export LUGH_ETC
 
 # As the service runs: user lugh, the instance's env file, its data dir.
-_as_service='runuser -u lugh -- sh -c '\''set -a; . "/etc/lugh/$1.env"; set +a; export LUGH_INSTANCE="$1" LUGH_DATA_DIR="/var/lib/lugh/$1"; shift 2; exec "$@"'\'' sh "$1" "$2"'
+_as_service='runuser -u lugh -- sh -c '\''set -a; . "$3"; set +a; export LUGH_INSTANCE="$1" LUGH_DATA_DIR="/var/lib/lugh/$1"; shift 3; exec "$@"'\'' sh "$1" "$2" "$LUGH_ETC/$1.env"'
 
 case $LUGH_DEPLOY in
 systemd)

@@ -215,3 +215,42 @@ def test_with_docker_the_scripts_drive_each_instances_compose_file_in_its_checko
         f"{prod} compose -f docker-compose.prod.yml up -d --build",
         f"{prod} compose -f docker-compose.prod.yml exec -T lugh lugh doctor --check",
     ]
+
+
+def test_with_systemd_the_scripts_restart_the_unit_and_check_as_the_service_runs(site):
+    bin_dir, etc = site.tmp / "bin", site.tmp / "etc"
+    bin_dir.mkdir()
+    etc.mkdir()
+    calls = site.tmp / "calls.log"
+    stubs = {
+        "systemctl": f'echo "systemctl $*" >> {calls}',
+        # runuser -u lugh -- COMMAND…: run the command as this user instead.
+        "runuser": f'echo "runuser $1 $2" >> {calls}; shift 3; exec "$@"',
+    }
+    for name, body in stubs.items():
+        (bin_dir / name).write_text(f"#!/bin/sh\n{body}\n")
+        (bin_dir / name).chmod(0o755)
+    for instance in ("staging", "prod"):
+        (etc / f"{instance}.env").write_text(f"TELEGRAM_BOT_TOKEN=token-of-{instance}\n")
+        lugh = site.home / instance / "venv" / "bin" / "lugh"
+        lugh.parent.mkdir(parents=True)
+        lugh.write_text(
+            f'#!/bin/sh\necho "lugh $* $LUGH_INSTANCE $LUGH_DATA_DIR $TELEGRAM_BOT_TOKEN" >> {calls}\n'
+        )
+        lugh.chmod(0o755)
+    env = site.env()
+    for hook in ("LUGH_RESTART", "LUGH_CHECK"):
+        del env[hook]
+    env.update(LUGH_DEPLOY="systemd", LUGH_ETC=str(etc), PATH=f"{bin_dir}:{env['PATH']}")
+
+    result = subprocess.run(
+        ["sh", str(ROOT / "deploy" / "deploy.sh"), "staging", "main"], env=env,
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+
+    assert result.returncode == 0, result.stderr
+    assert calls.read_text().splitlines() == [
+        "systemctl restart lugh@staging",
+        "runuser -u lugh",
+        "lugh doctor --check staging /var/lib/lugh/staging token-of-staging",
+    ]
