@@ -208,6 +208,7 @@ def test_an_unreachable_bot_api_fails_the_check_without_showing_the_token(tmp_pa
         DATABASE_URL="postgresql://lugh@127.0.0.1:1/lugh",
         TELEGRAM_BOT_TOKEN=OTHER_TOKEN,
         TELEGRAM_API_BASE_URL=base,
+        LUGH_LOG_LEVEL="debug",
     )
 
     assert result.returncode == 1
