@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 
@@ -18,6 +19,24 @@ def single_threaded_blas() -> None:
     set_local = _openblas_set_num_threads_local()
     if set_local is not None:
         set_local(1)
+
+
+@contextlib.contextmanager
+def one_blas_thread() -> Iterator[None]:
+    """BLAS calls made by this thread inside the block use one thread, as before after it.
+
+    For a matmul as small as one short query's, the BLAS's other threads cost more than they
+    save, and on a busy machine the call waits for whichever of them is not scheduled.
+    """
+    set_local = _openblas_set_num_threads_local()
+    if set_local is None:
+        yield
+        return
+    previous = set_local(1)
+    try:
+        yield
+    finally:
+        set_local(previous)
 
 
 @functools.cache

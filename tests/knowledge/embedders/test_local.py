@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from lugh.knowledge.embedders import EmbedderError
+from lugh.knowledge.embedders.blas import _openblas_set_num_threads_local, one_blas_thread
 from lugh.knowledge.embedders.local import LocalEmbedder, default_model_dir
 
 REFERENCE = Path(__file__).parents[1] / "data" / "minilm_reference.json"
@@ -47,6 +48,30 @@ async def test_vectors_come_back_in_the_order_given_across_length_sorted_batches
     alone = np.vstack([await embedder.embed([text]) for text in texts])
 
     assert np.allclose(together, alone, atol=1e-5)
+
+
+async def test_one_text_alone_embeds_as_it_does_in_a_batch_short_long_or_past_the_window(
+    embedder,
+):
+    texts = [text_of(6), text_of(150), text_of(400)]
+
+    batched = await embedder.embed([*texts, text_of(20)])
+    alone = np.vstack([await embedder.embed([text]) for text in texts])
+
+    assert np.allclose(alone, batched[:3], atol=1e-5)
+
+
+def test_one_blas_thread_holds_only_inside_its_block():
+    set_local = _openblas_set_num_threads_local()
+    if set_local is None:
+        pytest.skip("numpy's BLAS here is not OpenBLAS")
+    before = set_local(3)
+    try:
+        with one_blas_thread():
+            assert set_local(1) == 1
+        assert set_local(3) == 3
+    finally:
+        set_local(before)
 
 
 async def test_an_empty_list_gives_an_empty_384_column_array(embedder):
