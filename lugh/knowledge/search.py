@@ -3,6 +3,7 @@ reciprocal rank. A query never sees another silo's chunks."""
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
 from dataclasses import dataclass
@@ -86,11 +87,19 @@ class Searcher:
         query = query.strip()
         if not query:
             raise UserError("The question is empty; ask something to search the knowledge for.")
-        found = await self.silos.find(project, silo)
-        if found is None:
-            return []
-        self.silos.check(found)
-        vector = (await self.embedder.embed([query]))[0]
+        # The silo's lookup rides along with the query's embedding, which takes far longer.
+        embedding = asyncio.create_task(self.embedder.embed([query]))
+        try:
+            found = await self.silos.find(project, silo)
+            if found is None:
+                return []
+            self.silos.check(found)
+            vector = (await embedding)[0]
+        finally:
+            if not embedding.done():
+                embedding.cancel()
+            elif not embedding.cancelled():
+                embedding.exception()  # seen: a failure nobody waits for any more is no error
         return await self.search_silo(found, query, vector, k=k, filters=filters)
 
     async def search_silo(
@@ -104,9 +113,7 @@ class Searcher:
         args: list[Any] = [vector, silo.id, max(self.candidates, k), query, k, MAX_TEXT_MATCHES]
         if filters.any():
             args += filters.values()
-        async with self.pool.acquire() as conn, conn.transaction(readonly=True):
-            await self._tune(conn)
-            rows = await conn.fetch(sql, *args)
+        rows = await self._fetch(sql, args)
         return [_hit(row) for row in rows]
 
     async def nearest(
@@ -116,17 +123,27 @@ class Searcher:
         filters = filters or Filters()
         sql = _sql("nearest", silo.dim, filters.any(), 4)
         args: list[Any] = [vector, silo.id, k, *(filters.values() if filters.any() else ())]
-        async with self.pool.acquire() as conn, conn.transaction(readonly=True):
-            await self._tune(conn)
-            rows = await conn.fetch(sql, *args)
+        rows = await self._fetch(sql, args)
         return [(row["id"], row["distance"]) for row in rows]
 
-    async def _tune(self, conn: asyncpg.Connection) -> None:
+    async def _fetch(self, sql: str, args: list[Any]) -> list[asyncpg.Record]:
+        """`sql` in a read-only transaction tuned for the HNSW scan: BEGIN and the settings go
+        in one round trip (asyncpg's transaction() would spend one on each)."""
+        async with self.pool.acquire() as conn:
+            await conn.execute(self._begin)
+            try:
+                return await conn.fetch(sql, *args)
+            finally:
+                await conn.execute("COMMIT")  # read only: ends an aborted one just as well
+
+    @functools.cached_property
+    def _begin(self) -> str:
         # Iterative scans keep walking the graph until enough rows pass the silo filter, so a
         # small silo in a big table keeps its recall; relaxed order is re-sorted by the query.
         # Custom plans see the real silo and LIMIT, which a generic plan would have to guess.
-        await conn.execute(
-            f"SET LOCAL hnsw.ef_search = {int(self.ef_search)};"
+        return (
+            "BEGIN READ ONLY;"
+            f" SET LOCAL hnsw.ef_search = {int(self.ef_search)};"
             " SET LOCAL hnsw.iterative_scan = relaxed_order;"
             " SET LOCAL plan_cache_mode = force_custom_plan"
         )
