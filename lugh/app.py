@@ -69,7 +69,8 @@ def unconfigured(settings: Settings) -> list[str]:
     if settings.telegram_bot_token is None:
         missing.append("TELEGRAM_BOT_TOKEN is empty: no Telegram bot, console chat only")
     if settings.anthropic_api_key is None:
-        missing.append("ANTHROPIC_API_KEY is empty: agents cannot run and photos cannot be read")
+        missing.append("ANTHROPIC_API_KEY is empty: agents cannot run, photos cannot be read, "
+                       "and plain language is understood by simple rules only")
     if settings.openai_api_key is None:
         missing.append("OPENAI_API_KEY is empty: voice notes cannot be transcribed")
     return missing
