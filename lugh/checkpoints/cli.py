@@ -58,7 +58,8 @@ def list_(
     for column in ("id", "project", "kind", "label", "size", "age"):
         table.add_column(column)
     for c in found:
-        table.add_row(str(c.id), c.project, c.kind, c.label or "", human_size(c.size_bytes), c.age())
+        size = human_size(c.size_bytes)
+        table.add_row(str(c.id), c.project, c.kind, c.label or "", size, c.age())
     out.print(table)
 
 
@@ -97,7 +98,8 @@ def restore(
 def delete(checkpoint_id: CheckpointId) -> None:
     """Delete a checkpoint and its files."""
     deleted = _with_checkpoints(lambda c: c.delete(checkpoint_id))
-    out.print(f"[green]✓[/green] Deleted checkpoint {escape(deleted.shown())} of {deleted.project}.")
+    shown = escape(deleted.shown())
+    out.print(f"[green]✓[/green] Deleted checkpoint {shown} of {deleted.project}.")
 
 
 @checkpoint_app.command()

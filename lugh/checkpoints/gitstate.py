@@ -25,7 +25,8 @@ _FETCHED = "refs/lugh-restore/"
 async def current_refs(repo: Path) -> dict[str, str]:
     """Every branch and tag of `repo` → the object it points at."""
     listed = await run("for-each-ref", "--format=%(refname) %(objectname)", *REFS, cwd=repo)
-    return dict(line.split(" ", 1) for line in listed.stdout.splitlines() if line)  # type: ignore[misc]
+    pairs = (line.split(" ", 1) for line in listed.stdout.splitlines() if line)
+    return {name: sha for name, sha in pairs}
 
 
 async def write_bundle(repo: Path, target: Path) -> None:
@@ -116,7 +117,8 @@ async def restore_refs(repo: Path, bundle: Path, wanted: dict[str, str]) -> None
                 timeout_s=CHECKOUT_TIMEOUT_S,
             )  # fmt: skip
     changes = ref_changes(now, wanted)
-    lines = [f"update {r} {s}" for r, s in {**changes.made, **{r: n for r, (_, n) in changes.moved.items()}}.items()]
+    updates = {**changes.made, **{r: new for r, (_, new) in changes.moved.items()}}
+    lines = [f"update {r} {s}" for r, s in updates.items()]
     lines += [f"delete {r}" for r in changes.deleted if r != branch]
     if lines:
         script = "start\n" + "\n".join(lines) + "\nprepare\ncommit\n"

@@ -92,11 +92,11 @@ class RestorePlan:
                 f"• memories: {self.memories_removed} removed, {self.memories_back} brought back"
             )
         if self.running:
-            lines.append("• running tasks stopped first: " + ", ".join(f"#{i}" for i in self.running))
+            stopped = ", ".join(f"#{i}" for i in self.running)
+            lines.append(f"• running tasks stopped first: {stopped}")
         if self.requeued:
-            lines.append(
-                "• queued again with their worktrees: " + ", ".join(f"#{i}" for i in self.requeued)
-            )
+            requeued = ", ".join(f"#{i}" for i in self.requeued)
+            lines.append(f"• queued again with their worktrees: {requeued}")
         lines.append("A checkpoint of the current state is taken first, so this can be undone.")
         if self.problem:
             lines.append(self.problem)
@@ -146,5 +146,6 @@ def _ref(ref: str) -> str:
 def _listed(what: str, items: list[str], limit: int = 8) -> list[str]:
     if not items:
         return []
-    shown = ", ".join(items[:limit]) + (f" and {len(items) - limit} more" if len(items) > limit else "")
+    more = f" and {len(items) - limit} more" if len(items) > limit else ""
+    shown = ", ".join(items[:limit]) + more
     return [f"• {what}: {shown}"]

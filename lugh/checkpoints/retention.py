@@ -50,6 +50,8 @@ class Retention:
         return getattr(self, kind)
 
 
-def expired_ids(retention: Retention, kind: str, rows: list[asyncpg.Record], now: datetime) -> list[int]:
+def expired_ids(
+    retention: Retention, kind: str, rows: list[asyncpg.Record], now: datetime
+) -> list[int]:
     keep = retention.of(kind)
     return [r["id"] for r in rows if keep.expired(r["created_at"], r["rank"], now)]

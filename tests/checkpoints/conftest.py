@@ -25,6 +25,7 @@ def checkpoints(services) -> CheckpointService:
 async def two_projects(services, tmp_path: Path):
     """Projects `alpha` and `beta`, each with its own repository."""
     for name in ("alpha", "beta"):
-        repo = make_repo(tmp_path / f"repo-{name}", {"README.md": f"# {name}\n", "src/app.py": "x = 1\n"})
+        files = {"README.md": f"# {name}\n", "src/app.py": "x = 1\n"}
+        repo = make_repo(tmp_path / f"repo-{name}", files)
         await services.projects.register(name, str(repo))
     return services

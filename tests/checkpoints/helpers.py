@@ -31,7 +31,9 @@ async def fill_project(services: Services, name: str, *, chunks: int = 5, seed: 
     pool = services.pool
     done = await services.tasks.enqueue(project.id, "write the readme", agent_id=agent.id)
     await pool.execute("UPDATE tasks SET status = 'done' WHERE id = $1", done.id)
-    queued = await services.tasks.enqueue(project.id, "add tests", agent_id=agent.id, depends_on=[done.id])
+    queued = await services.tasks.enqueue(
+        project.id, "add tests", agent_id=agent.id, depends_on=[done.id]
+    )
     running = await services.tasks.enqueue(project.id, "fix the bug", agent_id=agent.id, priority=9)
     claimed = await services.tasks.claim("worker-1", 600)
     assert claimed is not None and claimed.id == running.id
@@ -80,7 +82,8 @@ async def fill_project(services: Services, name: str, *, chunks: int = 5, seed: 
         project.id, [0.1, 0.2, 0.3, 0.4],
     )  # fmt: skip
     await pool.execute(
-        "INSERT INTO memories (scope, agent_id, kind, content) VALUES ('agent', $1, 'procedural', 'x')",
+        "INSERT INTO memories (scope, agent_id, kind, content) "
+        "VALUES ('agent', $1, 'procedural', 'x')",
         agent.id,
     )
     git(project.repo_path, "branch", f"feature-{name}")

@@ -44,7 +44,9 @@ async def _create(dsn: str, data_dir: Path, project: str) -> None:
     await pool.close()
 
 
-async def _mutate_and_restore(dsn: str, data_dir: Path, project: str, checkpoint: int, n: int) -> None:
+async def _mutate_and_restore(
+    dsn: str, data_dir: Path, project: str, checkpoint: int, n: int
+) -> None:
     pool, service = await _service(dsn, data_dir)
     found = await service.projects.get(project)
     await service.tasks.enqueue(found.id, f"made before restore {n}")

@@ -29,9 +29,10 @@ async def test_checkpoint_saves_the_current_project_and_checkpoints_lists_it_wit
     listed = await chat("/checkpoints")
 
     [made] = await two_projects.checkpoints.list("alpha")
-    assert saved.ok and saved.text.startswith(f'Saved checkpoint #{made.id} (manual "before the refactor") of alpha (')
+    shown = f'#{made.id} (manual "before the refactor")'
+    assert saved.ok and saved.text.startswith(f"Saved checkpoint {shown} of alpha (")
     assert listed.ok and listed.text.startswith("Checkpoints of alpha (newest first):")
-    assert f'#{made.id} (manual "before the refactor") — ' in listed.text and "s ago" in listed.text
+    assert f"{shown} — " in listed.text and "s ago" in listed.text
     assert _button(listed, f"Restore #{made.id}").action == "restore"
 
 

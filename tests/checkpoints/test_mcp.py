@@ -12,7 +12,9 @@ async def test_mcp_tools_create_list_and_restore_a_checkpoint_only_when_confirme
             "create_checkpoint", {"project": "alpha", "label": "from a client"}))
         later = await services.tasks.enqueue(project.id, "after the checkpoint")
         listed = payload(await client.call_tool("list_checkpoints", {"project": "alpha"}))
-        preview = payload(await client.call_tool("restore_checkpoint", {"checkpoint_id": made["id"]}))
+        preview = payload(
+            await client.call_tool("restore_checkpoint", {"checkpoint_id": made["id"]})
+        )
         assert await services.tasks.get(later.id) is not None
         restored = payload(await client.call_tool(
             "restore_checkpoint", {"checkpoint_id": made["id"], "confirm": True}))
