@@ -182,7 +182,7 @@ def register_tools(server: MCPServer[Any], services: Services, audit: Audit) -> 
         """Search a project's knowledge (its code, documents and notes): the best passages, each
         with its source, location and score."""
         async with audit.call(ctx, "query_knowledge", {"query": query, "project": project, "k": k}):
-            await services.projects.get(project)
+            # An unknown project is the search's own one-sentence error: no query spent on it.
             return await services.knowledge.query_knowledge(query, project, k)
 
     @server.tool()
