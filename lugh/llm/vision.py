@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import io
+import math
 import warnings
 from dataclasses import dataclass
 from typing import Any
@@ -59,6 +60,12 @@ def prepare_image(data: bytes) -> PreparedImage:
             with Image.open(io.BytesIO(data)) as opened:
                 if opened.width * opened.height > MAX_PIXELS:
                     raise UnreadableImage("That image is too large for me to read.")
+                scale = MAX_EDGE_PX / max(opened.width, opened.height)
+                if scale < 1 and opened.format == "JPEG":
+                    # Decode at 1/2, 1/4 or 1/8 straight from the DCT: a 12 MP photo in a
+                    # fraction of the time, still at least as large as the final size.
+                    opened.draft("RGB", (math.ceil(opened.width * scale),
+                                         math.ceil(opened.height * scale)))  # fmt: skip
                 image = ImageOps.exif_transpose(opened)
                 image.load()
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
