@@ -73,6 +73,12 @@ class CheckpointService:
             raise UserError(f"A checkpoint's kind is one of {', '.join(KINDS)}, not {kind!r}.")
         label = _clean_label(label)
         project = await self.project(project_name_or_id)
+        # A restore under way takes its own (pre_operation) checkpoint; any other would catch
+        # the project half put back.
+        if kind != "pre_operation" and await self.pool.fetchrow(Q.running_restore, project.id):
+            raise UserError(
+                f"A restore of {project.name} is under way; save a checkpoint once it is done."
+            )
         started = time.perf_counter()
         async with self._lock(project.name):
             staging = archive.Staging.open(self.root / project.name, kind, _now())

@@ -193,3 +193,20 @@ async def test_knowledge_identical_to_the_checkpoints_is_left_in_place_by_a_rest
 
     assert await services.pool.fetchval(versions) == before
     assert await services.pool.fetchval("SELECT count(*) FROM tasks") == 3
+
+
+async def test_no_checkpoint_but_the_restores_own_is_taken_while_a_restore_is_under_way(
+    two_projects, checkpoints
+):
+    services = two_projects
+    project = await services.projects.get("alpha")
+    saved = await checkpoints.create("alpha")
+    await services.pool.execute(
+        "INSERT INTO checkpoint_restores (checkpoint_id, project_id) VALUES ($1, $2)",
+        saved.id, project.id,
+    )  # fmt: skip
+
+    with pytest.raises(UserError, match="A restore of alpha is under way"):
+        await checkpoints.create("alpha")
+    await checkpoints.create("alpha", kind="pre_operation")
+    await checkpoints.create("beta")
