@@ -14,6 +14,7 @@ from lugh.errors import UserError
 _Q = queries.load(__file__, "proposals")
 
 PROPOSAL_TTL_S = 24 * 3600
+NOT_UNDERSTOOD = "I'm not sure what you mean; /help lists what I can do."
 # A model that maps free text to (action, argument), e.g. through the choose_action tool.
 Chooser = Callable[[str], Awaitable[tuple[str, str] | None]]
 
@@ -44,6 +45,18 @@ def by_rule(text: str) -> tuple[str, str] | None:
 async def interpret(ctx: Context, text: str, chooser: Chooser | None = None) -> Reply:
     """Act on a message that is not a /command: read-only requests run at once, anything that
     changes state is shown back with a confirm button first."""
+    chosen = await choose(text, chooser)
+    if isinstance(chosen, Reply):
+        return chosen
+    action, argument = chosen
+    if not COMMANDS[action].changes_state:
+        return await execute(ctx, action, argument)
+    return await propose(ctx, action, argument)
+
+
+async def choose(text: str, chooser: Chooser | None = None) -> tuple[str, str] | Reply:
+    """The command `text` means, by rule, else by the model; or the short reply saying there
+    is none (or that the model cannot be asked)."""
     chosen = by_rule(text)
     if chosen is None and chooser is not None:
         try:
@@ -51,17 +64,13 @@ async def interpret(ctx: Context, text: str, chooser: Chooser | None = None) -> 
         except UserError as exc:  # the model is down or refused: say so, do nothing
             return Reply.refused(f"{exc} Meanwhile the /commands work; /help lists them.")
         if chosen is None:
-            return Reply("I'm not sure what you mean; /help lists what I can do.")
+            return Reply(NOT_UNDERSTOOD)
     if chosen is None:
         # Without a model to ask, an unrecognised request is most likely work to do.
         chosen = ("task", text.strip())
-    action, argument = chosen
-    spec = COMMANDS.get(action)
-    if spec is None:
-        return Reply("I'm not sure what you mean; /help lists what I can do.")
-    if not spec.changes_state:
-        return await execute(ctx, action, argument)
-    return await propose(ctx, action, argument)
+    if chosen[0] not in COMMANDS:
+        return Reply(NOT_UNDERSTOOD)
+    return chosen
 
 
 async def propose(ctx: Context, action: str, argument: str) -> Reply:

@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import dataclasses
 
-from lugh.commands.intents import Chooser, by_rule, interpret, propose
-from lugh.commands.registry import COMMANDS, Context, command, execute
+from lugh.commands.intents import Chooser, choose, interpret, propose
+from lugh.commands.registry import Context, command, execute
 from lugh.commands.reply import Button, Reply
 from lugh.db import queries
-from lugh.errors import UserError
 
 Q = queries.load(__file__, "voice")
 _PROPOSAL_ACTIONS = {"confirm", "dismiss"}
@@ -53,18 +52,10 @@ async def act_on(
 
 
 async def _propose_anyway(ctx: Context, transcript: str, chooser: Chooser | None) -> Reply:
-    chosen = by_rule(transcript)
-    if chosen is None and chooser is not None:
-        try:
-            chosen = await chooser(transcript)
-        except UserError as exc:
-            return Reply.refused(f"{exc} Meanwhile the /commands work; /help lists them.")
-        if chosen is None:
-            return Reply("I'm not sure what you mean; /help lists what I can do.")
-    action, argument = chosen or ("task", transcript.strip())
-    if action not in COMMANDS:
-        return Reply("I'm not sure what you mean; /help lists what I can do.")
-    return await propose(ctx, action, argument)
+    chosen = await choose(transcript, chooser)
+    if isinstance(chosen, Reply):
+        return chosen
+    return await propose(ctx, *chosen)
 
 
 def _is_proposal(reply: Reply) -> bool:
