@@ -12,21 +12,26 @@ import base64
 import hashlib
 import hmac
 import secrets
-
-import asyncpg
+import weakref
 
 from lugh.db.queries import load
+from lugh.transport.telegram.outbox import Outbox
 
 Q = load(__file__, "callback_data")
 
 BUTTON_TTL_S = 7 * 24 * 3600  # a keyboard not bound to an expiring approval lasts a week
 MAC_BYTES = 12
+_known: weakref.WeakKeyDictionary[Outbox, bytes] = weakref.WeakKeyDictionary()
 
 
-async def callback_secret(conn: asyncpg.Connection | asyncpg.Pool) -> bytes:
-    """The instance's signing secret, created on first use."""
-    value = await conn.fetchval(Q.secret, secrets.token_urlsafe(32))
-    return value.encode()
+async def callback_secret(outbox: Outbox) -> bytes:
+    """The instance's signing secret, created on first use (it never changes, so it is read
+    once per outbox, i.e. per pool)."""
+    known = _known.get(outbox)
+    if known is None:
+        value = await outbox.pool.fetchval(Q.secret, secrets.token_urlsafe(32))
+        known = _known[outbox] = value.encode()
+    return known
 
 
 def sign(secret: bytes, chat_id: int, button_id: int) -> str:

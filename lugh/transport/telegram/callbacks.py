@@ -49,7 +49,7 @@ async def on_callback(chat: Chat, query: CallbackQuery) -> None:
 
 async def _press(chat: Chat, data: str) -> tuple[str, bool]:
     pool = chat.services.pool
-    button_id = verify(await callback_secret(pool), chat.chat_id, data)
+    button_id = verify(await callback_secret(chat.outbox), chat.chat_id, data)
     button = None if button_id is None else await pool.fetchrow(Q.button, button_id, chat.chat_id)
     if button is None:
         return FORGED, True

@@ -56,12 +56,13 @@ async def deliver(
     says otherwise. Files follow the text: images as photos, anything else as documents.
     """
     quiet = reply.priority in SILENT if silent is None else silent
+    text = to_html(reply)
+    buttons = [b for row in reply.buttons for b in row]
+    if not text and (buttons or not reply.attachments):
+        text = "Done." if reply.ok else "That did not work."
+    secret = await callback_secret(outbox) if buttons else b""
     async with _transaction(services.pool, conn) as tx:
-        text = to_html(reply)
-        buttons = [b for row in reply.buttons for b in row]
-        if not text and (buttons or not reply.attachments):
-            text = "Done." if reply.ok else "That did not work."
-        markup, ids = await _keyboard(tx, chat_id, reply) if buttons else (None, [])
+        markup, ids = await _keyboard(tx, secret, chat_id, reply) if buttons else (None, [])
         row: int | None = None
         if text:
             if edit_of is not None:
@@ -70,7 +71,6 @@ async def deliver(
                     priority=reply.priority, dedupe_key=dedupe_key, conn=tx,
                 )  # fmt: skip
                 row = edit_of
-                await tx.execute(Q.retire_keyboard, edit_of, ids)
             else:
                 payload: dict[str, Any] = {"text": text, "parse_mode": "HTML"}
                 if markup is not None:
@@ -79,10 +79,9 @@ async def deliver(
                     payload["disable_notification"] = True
                 row = await outbox.enqueue(chat_id, "sendMessage", payload, reply.priority,
                                            dedupe_key, conn=tx)  # fmt: skip
-            if ids:
-                await tx.execute(Q.bind_buttons, row, ids)
-            if reply.approval_id is not None or reply.task_id is not None:
-                await tx.execute(Q.bind_prompt, row, chat_id, reply.approval_id, reply.task_id)
+            if ids or edit_of is not None or reply.approval_id or reply.task_id:
+                await tx.execute(Q.bind, row, chat_id, ids, reply.approval_id, reply.task_id,
+                                 edit_of is not None)  # fmt: skip
         for n, attachment in enumerate(reply.attachments, 1):
             method, field = (("sendPhoto", "photo") if attachment.mime.startswith("image/")
                              else ("sendDocument", "document"))  # fmt: skip
@@ -97,12 +96,11 @@ async def deliver(
 
 
 async def _keyboard(
-    conn: asyncpg.Connection, chat_id: int, reply: Reply
+    conn: asyncpg.Connection, secret: bytes, chat_id: int, reply: Reply
 ) -> tuple[dict[str, Any], list[int]]:
     labels = [b.label for row in reply.buttons for b in row]
     actions = [b.action for row in reply.buttons for b in row]
     arguments = [b.argument for row in reply.buttons for b in row]
-    secret = await callback_secret(conn)
     ids = await conn.fetchval(
         Q.add_buttons, chat_id, labels, actions, arguments, reply.approval_id, reply.task_id,
         float(BUTTON_TTL_S),

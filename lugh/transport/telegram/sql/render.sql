@@ -11,17 +11,22 @@ WITH added AS (
 )
 SELECT array_agg(id ORDER BY id) FROM added
 
--- name: bind_buttons
-UPDATE telegram_buttons SET outbox_id = $1 WHERE id = ANY ($2::bigint[])
-
--- name: retire_keyboard
--- The message was edited: the buttons it showed before are gone from the phone.
-UPDATE telegram_buttons SET used_at = now()
-WHERE outbox_id = $1 AND used_at IS NULL AND id <> ALL ($2::bigint[])
-
--- name: bind_prompt
-INSERT INTO telegram_prompts (outbox_id, chat_id, approval_id, task_id)
-VALUES ($1, $2, $3, $4)
-ON CONFLICT (outbox_id) DO UPDATE
-SET approval_id = coalesce(excluded.approval_id, telegram_prompts.approval_id),
-    task_id = coalesce(excluded.task_id, telegram_prompts.task_id)
+-- name: bind
+-- In one statement: the new buttons belong to message $1; for an edit ($6) the buttons it showed
+-- before are gone; the message is bound to approval $4 / task $5 when the reply names them.
+WITH buttons AS (
+    UPDATE telegram_buttons SET outbox_id = $1 WHERE id = ANY ($3::bigint[])
+    RETURNING id
+), retired AS (
+    UPDATE telegram_buttons SET used_at = now()
+    WHERE $6::boolean AND outbox_id = $1 AND used_at IS NULL AND id <> ALL ($3::bigint[])
+    RETURNING id
+), prompt AS (
+    INSERT INTO telegram_prompts (outbox_id, chat_id, approval_id, task_id)
+    SELECT $1, $2, $4, $5 WHERE $4::bigint IS NOT NULL OR $5::bigint IS NOT NULL
+    ON CONFLICT (outbox_id) DO UPDATE
+    SET approval_id = coalesce(excluded.approval_id, telegram_prompts.approval_id),
+        task_id = coalesce(excluded.task_id, telegram_prompts.task_id)
+    RETURNING outbox_id
+)
+SELECT (SELECT count(*) FROM buttons), (SELECT count(*) FROM retired), (SELECT count(*) FROM prompt)
