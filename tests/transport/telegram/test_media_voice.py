@@ -1,6 +1,7 @@
 import pytest
 
 from lugh.commands.choose import TOOL
+from lugh.config import ConfigError
 from lugh.transport.telegram.voice import on_voice
 from tests.fakes.anthropic import tool_use, turn
 from tests.fakes.openai import fake_audio
@@ -156,3 +157,17 @@ async def test_an_audio_file_is_heard_like_a_voice_note(
 
     assert reply.text.startswith("🎙 Status?")
     assert openai_api.transcriptions[0]["filename"] == "memo.m4a"
+
+
+@pytest.mark.parametrize("env, sentence", [
+    ({"LUGH_VOICE_MAX_SECONDS": "0"}, "LUGH_VOICE_MAX_SECONDS must be at least 1, got '0'."),
+    ({"LUGH_VOICE_MIN_CONFIDENCE": "1.5"},
+     "LUGH_VOICE_MIN_CONFIDENCE must be at most 1.0, got '1.5'."),
+])  # fmt: skip
+def test_a_media_limit_out_of_range_is_refused_at_start_in_one_sentence(
+    make_settings, env, sentence
+):
+    with pytest.raises(ConfigError) as refused:
+        make_settings(**env)
+
+    assert refused.value.problems == [sentence]
