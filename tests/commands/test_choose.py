@@ -54,7 +54,9 @@ async def test_the_model_is_asked_with_the_forced_tool_the_text_and_every_listed
     assert "/task <text>" in system and "/ask" in system
 
 
-async def test_a_chosen_state_change_is_proposed_with_a_confirm_button_not_done(services, ctx, fake):
+async def test_a_chosen_state_change_is_proposed_with_a_confirm_button_not_done(
+    services, ctx, fake
+):
     fake.script(answers("task", "add dark mode to the settings page"))
 
     reply = await interpret(ctx, "could we get dark mode on settings", model_chooser(services))

@@ -170,7 +170,9 @@ class FakeOpenAI(FakeServer):
         async with request.form() as form:
             model, upload = form.get("model"), form.get("file")
             response_format = form.get("response_format") or "json"
-            audio = await upload.read() if upload is not None and not isinstance(upload, str) else None
+            audio = None
+            if upload is not None and not isinstance(upload, str):
+                audio = await upload.read()
         if model not in TRANSCRIBE_MODELS:
             return error(404, f"The model `{model}` does not exist.", "invalid_request_error",
                          "model_not_found")
@@ -180,7 +182,7 @@ class FakeOpenAI(FakeServer):
             return error(413, "Maximum content size limit (26214400) exceeded.",
                          "invalid_request_error")
         try:
-            said = json.loads(audio.removeprefix(OGG_MAGIC)) if audio.startswith(OGG_MAGIC) else None
+            said = json.loads(audio[len(OGG_MAGIC):]) if audio.startswith(OGG_MAGIC) else None
         except ValueError:
             said = None
         if not isinstance(said, dict):

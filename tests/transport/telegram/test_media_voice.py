@@ -16,7 +16,9 @@ def model_says(anthropic_api, action: str, argument: str = "") -> None:
 
 
 async def voice_row(chat):
-    return await chat.services.pool.fetchrow("SELECT * FROM voice_commands ORDER BY id DESC LIMIT 1")
+    return await chat.services.pool.fetchrow(
+        "SELECT * FROM voice_commands ORDER BY id DESC LIMIT 1"
+    )
 
 
 async def test_a_voice_note_is_transcribed_shown_proposed_and_becomes_a_task_once_confirmed(
