@@ -82,6 +82,21 @@ class OpenAITranscriber:
                           getattr(result, "duration", None))  # fmt: skip
 
 
+# Container signatures of the formats the transcription API takes (flac, m4a/mp4, mp3, ogg, wav,
+# webm): bytes with none of them are not a recording, and are not sent.
+_SIGNATURES = (
+    (0, b"OggS"), (0, b"fLaC"), (0, b"RIFF"), (0, b"ID3"), (0, b"\x1a\x45\xdf\xa3"),
+    (4, b"ftyp"),
+)  # fmt: skip
+
+
+def looks_like_audio(data: bytes) -> bool:
+    """Whether `data` starts like an audio file the API reads (an MPEG frame sync counts)."""
+    if any(data[at : at + len(magic)] == magic for at, magic in _SIGNATURES):
+        return True
+    return len(data) > 1 and data[0] == 0xFF and data[1] & 0xE0 == 0xE0
+
+
 def confidence(segments: Sequence[Any]) -> float:
     """How sure the transcription is, from 0 to 1, from Whisper's own per-segment figures.
 

@@ -1,6 +1,11 @@
 import pytest
 
-from lugh.llm.transcribe import OpenAITranscriber, TranscriptionError, confidence
+from lugh.llm.transcribe import (
+    OpenAITranscriber,
+    TranscriptionError,
+    confidence,
+    looks_like_audio,
+)
 from tests.fakes.openai import API_KEY, FakeOpenAI, fake_audio
 
 
@@ -48,3 +53,13 @@ async def test_audio_the_api_cannot_read_is_an_unreadable_error(fake):
         await transcriber.aclose()
 
     assert caught.value.unreadable
+
+
+@pytest.mark.parametrize("data, audio", [
+    (b"OggS\x00\x02...", True), (b"ID3\x04...", True), (b"\xff\xfb\x90\x64...", True),
+    (b"\x00\x00\x00\x20ftypM4A ", True), (b"RIFF\x24\x00\x00\x00WAVE", True),
+    (b"fLaC\x00", True), (b"\x1a\x45\xdf\xa3webm", True),
+    (b"", False), (b"%PDF-1.7", False), (b"hello, this is text", False),
+])  # fmt: skip
+def test_only_bytes_that_start_like_an_audio_file_look_like_audio(data, audio):
+    assert looks_like_audio(data) is audio

@@ -14,11 +14,13 @@ from lugh.commands import voice as notes
 from lugh.commands.reply import Reply
 from lugh.config import Settings
 from lugh.knowledge.chunking.documents import human_size
-from lugh.llm.transcribe import OpenAITranscriber, TranscriptionError
+from lugh.llm.transcribe import OpenAITranscriber, TranscriptionError, looks_like_audio
 from lugh.logs import get_logger
 from lugh.transport.telegram.chat import Chat
 
 log = get_logger("lugh.transport.telegram.voice")
+UNREADABLE = ("I couldn't make out that voice note: the file seems corrupt or is not a recording. "
+              "Record it again or type it.")  # fmt: skip
 
 
 async def on_voice(chat: Chat, message: telegram.Message) -> Reply | None:
@@ -44,6 +46,9 @@ async def on_voice(chat: Chat, message: telegram.Message) -> Reply | None:
         log.warning("voice note download failed", error=str(exc))
         await notes.failed(ctx, voice_id, f"download: {exc}")
         return Reply.refused("I couldn't download that voice note from Telegram; send it again.")
+    if not looks_like_audio(audio):
+        await notes.failed(ctx, voice_id, "not audio")
+        return Reply.refused(UNREADABLE)
     transcriber = OpenAITranscriber(
         api_key=settings.openai_api_key.get_secret_value(),
         model=settings.transcribe_model,
@@ -54,10 +59,7 @@ async def on_voice(chat: Chat, message: telegram.Message) -> Reply | None:
     except TranscriptionError as exc:
         await notes.failed(ctx, voice_id, str(exc))
         if exc.unreadable:
-            return Reply.refused(
-                "I couldn't make out that voice note: the file seems corrupt or is not a "
-                "recording. Record it again or type it."
-            )
+            return Reply.refused(UNREADABLE)
         return Reply.refused(str(exc))
     finally:
         await transcriber.aclose()

@@ -109,8 +109,8 @@ async def test_an_oversized_or_too_long_note_gets_one_sentence_with_no_download_
     assert (row["status"], row["error"], row["transcript"]) == ("failed", reply.text, None)
 
 
-async def test_a_corrupt_note_gets_one_sentence_and_is_recorded_as_failed(
-    chat, project, bot, telegram_api
+async def test_bytes_that_are_no_recording_get_one_sentence_and_no_api_call(
+    chat, project, bot, telegram_api, openai_api
 ):
     telegram_api.push_voice(OWNER, b"\x00\x01 definitely not audio")
 
@@ -118,6 +118,20 @@ async def test_a_corrupt_note_gets_one_sentence_and_is_recorded_as_failed(
 
     assert not reply.ok
     assert reply.text.startswith("I couldn't make out that voice note")
+    assert openai_api.requests_to("/audio/transcriptions") == []
+    assert (await voice_row(chat))["status"] == "failed"
+
+
+async def test_a_recording_the_api_cannot_decode_gets_one_sentence_and_is_recorded_as_failed(
+    chat, project, bot, telegram_api, openai_api
+):
+    telegram_api.push_voice(OWNER, b"OggS\x00\x02 truncated in the middle of the first page")
+
+    reply = await on_voice(chat, await arrived(bot))
+
+    assert not reply.ok
+    assert reply.text.startswith("I couldn't make out that voice note")
+    assert len(openai_api.requests_to("/audio/transcriptions")) == 1
     assert (await voice_row(chat))["status"] == "failed"
     assert await chat.services.tasks.list() == []
 
