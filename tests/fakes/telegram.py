@@ -251,14 +251,14 @@ class FakeTelegram(FakeServer):
         return self.push_update({"edited_message" if edited else "message": message})
 
     def push_voice(self, chat_id: int, content: bytes, duration: int = 3, **kw: Any) -> dict[str, Any]:
-        file_id = self.add_file(content, "voice/file_1.oga")
+        file_id = self.add_file(content, f"voice/file_{len(self.files) + 1}.oga")
         voice = {"file_id": file_id, "file_unique_id": f"u{file_id}", "duration": duration,
                  "mime_type": "audio/ogg", "file_size": len(content)}
         return self.push_message(chat_id, voice=voice, **kw)
 
     def push_photo(self, chat_id: int, content: bytes, caption: str | None = None, **kw: Any) -> dict[str, Any]:
-        file_id = self.add_file(content, "photos/file_2.jpg")
-        small = self.add_file(content[: max(1, len(content) // 10)], "photos/file_2_small.jpg")
+        file_id = self.add_file(content, f"photos/file_{len(self.files) + 1}.jpg")
+        small = self.add_file(content[: max(1, len(content) // 10)], f"photos/{file_id}_small.jpg")
         sizes = [{"file_id": small, "file_unique_id": f"u{small}", "width": 90, "height": 90},
                  {"file_id": file_id, "file_unique_id": f"u{file_id}", "width": 1280,
                   "height": 960, "file_size": len(content)}]  # fmt: skip
@@ -266,7 +266,7 @@ class FakeTelegram(FakeServer):
 
     def push_document(self, chat_id: int, content: bytes, filename: str,
                       mime_type: str = "application/octet-stream", **kw: Any) -> dict[str, Any]:
-        file_id = self.add_file(content, f"documents/{filename}")
+        file_id = self.add_file(content, f"documents/{len(self.files) + 1}/{filename}")
         document = {"file_id": file_id, "file_unique_id": f"u{file_id}", "file_name": filename,
                     "mime_type": mime_type, "file_size": len(content)}
         return self.push_message(chat_id, document=document, **kw)

@@ -112,3 +112,19 @@ async def test_a_document_is_ingested_with_one_progress_message(services, fake, 
 
     assert progress.text.startswith("📄 Added run.md to demo's knowledge: 1 chunk")
     assert len(fake.sent(OWNER)) == 2  # the /project reply and the one progress message
+
+
+async def test_an_oversized_or_corrupt_voice_note_gets_a_clear_message_and_no_api_call(
+    services, fake, apis
+):
+    openai_api, _ = apis
+    async with running_bot(services):
+        too_long = await next_message(fake, lambda: fake.push_voice(
+            OWNER, fake_audio("a very long story"), duration=500))
+        corrupt = await next_message(fake, lambda: fake.push_voice(OWNER, b"\x00 not audio"))
+
+    assert too_long.text == ("That voice note is 8 min 20 s long, over the 2 min I take; send a "
+                             "shorter one or type it.")  # fmt: skip
+    assert corrupt.text.startswith("I couldn't make out that voice note")
+    assert openai_api.requests_to("/audio/transcriptions") == []
+    assert len(fake.requests_to("/getFile")) == 1  # the corrupt one only: too long is not fetched
