@@ -41,6 +41,7 @@ log = get_logger("lugh.transport.telegram.notify")
 Q = load(__file__, "notify")
 
 POLL_S = 5.0
+RESTART_BACKOFF_S = (1.0, 2.0, 5.0, 10.0, 30.0)
 PRUNE_S = 3600.0  # how often finished progress messages and sent digest lines are forgotten
 RINGING: frozenset[Priority] = frozenset({"critical", "high"})
 
@@ -120,6 +121,7 @@ class Notifier:
         self._batch_done = asyncio.Event()
         self.ready = asyncio.Event()  # set once the cursor is read: later events are announced
         self._wake = asyncio.Event()
+        self._stop_asked = asyncio.Event()
         self._stopping = False
 
     def wake(self, _payload: str | None = None) -> None:
@@ -128,6 +130,7 @@ class Notifier:
     async def stop(self) -> None:
         """Finish the batch in hand, save the cursor, and return from `run`."""
         self._stopping = True
+        self._stop_asked.set()
         self._wake.set()
 
     async def handled_up_to(self, event_id: int) -> None:
@@ -137,27 +140,41 @@ class Notifier:
             await self._batch_done.wait()
 
     async def run(self) -> None:
+        """Follow the events until stopped. A failure (the database gone a while) is logged and
+        the notifier goes on from its saved cursor after a backoff: it runs inside the bot, and
+        must not silently end while the bot keeps answering."""
         unsubscribe = self.services.listener.subscribe(EVENTS_CHANNEL, self.wake)
+        failures = 0
         try:
-            row = await self.pool.fetchrow(Q.cursor, self.cursor)
-            if row is None:
-                row = await self.pool.fetchrow(Q.start_cursor, self.cursor)
-            snapshot = row["snapshot"]
-            self.ready.set()
-            loop = asyncio.get_running_loop()
-            pruned_at = -PRUNE_S
             while not self._stopping:
-                self._wake.clear()
-                snapshot = await self._read(snapshot)
-                if loop.time() - pruned_at >= PRUNE_S:
-                    await self.progress.prune()
-                    await self.digest.prune()
-                    pruned_at = loop.time()
-                due = [s for s in (await self.progress.flush(), await self.digest.flush())
-                       if s is not None]  # fmt: skip
-                await wait_event(self._wake, min([self.poll_s, *(max(s, 0.01) for s in due)]))
+                try:
+                    await self._follow()
+                except Exception:
+                    delay = RESTART_BACKOFF_S[min(failures, len(RESTART_BACKOFF_S) - 1)]
+                    failures += 1
+                    log.exception("the notifier failed; it goes on from its cursor", in_s=delay)
+                    await wait_event(self._stop_asked, delay)
         finally:
             unsubscribe()
+
+    async def _follow(self) -> None:
+        row = await self.pool.fetchrow(Q.cursor, self.cursor)
+        if row is None:
+            row = await self.pool.fetchrow(Q.start_cursor, self.cursor)
+        snapshot = row["snapshot"]
+        self.ready.set()
+        loop = asyncio.get_running_loop()
+        pruned_at = -PRUNE_S
+        while not self._stopping:
+            self._wake.clear()
+            snapshot = await self._read(snapshot)
+            if loop.time() - pruned_at >= PRUNE_S:
+                await self.progress.prune()
+                await self.digest.prune()
+                pruned_at = loop.time()
+            due = [s for s in (await self.progress.flush(), await self.digest.flush())
+                   if s is not None]  # fmt: skip
+            await wait_event(self._wake, min([self.poll_s, *(max(s, 0.01) for s in due)]))
 
     async def _read(self, snapshot: str) -> str:
         """Handle the events visible now but not in `snapshot`; the snapshot to read from next."""
@@ -172,7 +189,8 @@ class Notifier:
             except (OSError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError):
                 raise  # the database is gone: restarted, this batch is read again
             except Exception:  # one bad event must not stop every later notification
-                log.exception("an event could not be notified", event=event.id, task=event.task_id)
+                log.exception("an event could not be notified", event_id=event.id,
+                              task=event.task_id)  # fmt: skip
         self.handled += len(events)
         self.last_event_id = max(self.last_event_id, events[-1].id)
         self._batch_done.set()

@@ -36,12 +36,13 @@ async def notifying(
     async def owner_chats() -> list[int]:
         return list(chats)
 
+    kw.setdefault("owner_chats", owner_chats)
     kw.setdefault("poll_s", 0.2)
     kw.setdefault("progress_s", 1.0)
     async with Bot(TOKEN, base_url=f"{fake.url}/bot", base_file_url=f"{fake.url}/file/bot") as bot:
         outbox = Outbox(services.pool)
         sender = OutboxSender(services.pool, bot, listener=services.listener, limits=FAST)
-        notifier = Notifier(services, outbox, owner_chats=owner_chats, deliver=deliver, **kw)
+        notifier = Notifier(services, outbox, deliver=deliver, **kw)
         stop = asyncio.Event()
         components = [services.listener, sender, notifier]
         task = asyncio.create_task(run_components(components, stop, grace_s=BOUND_S))

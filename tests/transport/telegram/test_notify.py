@@ -160,3 +160,25 @@ async def test_a_notifier_without_owner_chats_sends_nothing(services, project, f
         [done] = await services.events.latest(task.id, limit=1)
         await asyncio.wait_for(notifier.handled_up_to(done.id), BOUND_S)
     assert fake.sent(OWNER_CHAT) == []
+
+
+async def test_a_failing_notifier_goes_on_from_its_cursor_and_loses_nothing(
+    services, project, fake
+):
+    calls = 0
+
+    async def flaky_owner_chats() -> list[int]:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise RuntimeError("the owners could not be read")
+        return [OWNER_CHAT]
+
+    async with notifying(services, fake, owner_chats=flaky_owner_chats):
+        task = await services.tasks.enqueue(project.id, "From a script", source="cli")
+        await fake.wait_for(lambda: said(fake, "From a script was queued"), BOUND_S)
+
+    assert calls >= 2
+    assert [m.text for m in fake.sent(OWNER_CHAT)] == [
+        f"#{task.id} From a script was queued by the command line."
+    ]
