@@ -131,7 +131,12 @@ async def _dispatch_checks(dsn: str) -> list[Check]:
     """lugh.tasks.health's measured signals: dispatch latency, the NOTIFY queue, connections."""
     pool = await create_pool(dsn, min_size=1, max_size=2)
     try:
-        return [Check(*c) for c in await dispatch_checks(pool, dsn)]
+        checks = await dispatch_checks(pool, dsn)
+        if any(c.level == "fail" for c in checks):
+            # Measured again before failing: one stall on a busy machine is not a fault, a claim
+            # that no longer walks an index or a full NOTIFY queue stays that way.
+            checks = await dispatch_checks(pool, dsn)
+        return [Check(*c) for c in checks]
     finally:
         await pool.close()
 
