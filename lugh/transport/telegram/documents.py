@@ -21,6 +21,7 @@ from lugh.transport.telegram.chat import Chat
 
 log = get_logger("lugh.transport.telegram.documents")
 Q = queries.load(__file__, "documents")
+SUFFIXES = {"application/pdf": ".pdf", "text/markdown": ".md", "text/plain": ".txt"}
 EDIT_EVERY_S = 2.0  # Telegram allows about one edit a second per chat; leave room for others
 
 
@@ -58,7 +59,7 @@ async def on_document(chat: Chat, message: telegram.Message) -> Reply | None:
     document = message.document
     if document is None:
         return None
-    name = (document.file_name or "").strip() or "upload.txt"
+    name = _named(document.file_name, document.mime_type)
     refusal = _refusal(name, document.file_size, chat.services.settings.upload_max_bytes)
     if refusal:
         return Reply.refused(refusal)
@@ -97,6 +98,15 @@ async def on_document(chat: Chat, message: telegram.Message) -> Reply | None:
     await progress.finish(f"📄 Added {shown} to {where}'s knowledge: "
                           f"{_parts(row, result.chunks)}. Ask about it with /ask.")  # fmt: skip
     return None
+
+
+def _named(file_name: str | None, mime_type: str | None) -> str:
+    """The file's name, with the suffix its MIME type implies when it has none (the suffix is
+    what decides how a file is read)."""
+    name = (file_name or "").strip() or "upload"
+    if "." not in name.lstrip("."):
+        name += SUFFIXES.get((mime_type or "").split(";")[0].strip().lower(), "")
+    return name
 
 
 def _refusal(name: str, size: int | None, upload_max: int) -> str | None:

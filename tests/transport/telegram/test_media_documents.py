@@ -112,3 +112,16 @@ async def test_without_a_project_a_document_gets_one_sentence(chat, bot, telegra
 
     assert not reply.ok and reply.text.startswith("There is no project yet")
     assert telegram_api.requests_to("/getFile") == []
+
+
+async def test_a_pdf_sent_without_a_suffix_is_read_as_the_pdf_its_type_says(
+    chat, project, bot, telegram_api
+):
+    telegram_api.push_document(OWNER, write_pdf(["Quarterly numbers."]), "scan",
+                               "application/pdf")
+
+    await on_document(chat, await arrived(bot))
+
+    *_, (_, _, last) = await progress_messages(chat)
+    assert last["text"].startswith(
+        "📄 Added <b>scan.pdf</b> to demo's knowledge: 1 chunk from 1 page")
