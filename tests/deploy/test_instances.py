@@ -27,6 +27,7 @@ from tests.fakes.telegram import FakeTelegram
 from tests.mcp.conftest import payload
 
 START_TIMEOUT_S = 90
+OWNER = 4242
 BOT_TOKENS = {
     "staging": "1111111111:AAStagingBotTokenForTheTest_abcdefgh",
     "prod": "2222222222:AAProdBotTokenForTheTest_abcdefghijkl",
@@ -58,6 +59,7 @@ class Instance:
             "LUGH_MCP_TOKEN": self.mcp_token,
             "TELEGRAM_BOT_TOKEN": BOT_TOKENS[self.name],
             "TELEGRAM_API_BASE_URL": self.telegram.url,
+            "TELEGRAM_ALLOWED_USER_IDS": str(OWNER),
             "LUGH_LOG_FORMAT": "json",
             "LUGH_SANDBOX": "none",
         }
@@ -165,6 +167,12 @@ async def test_staging_and_prod_run_side_by_side_and_nothing_of_one_reaches_the_
             json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"},
         )  # fmt: skip
     staging_metrics, prod_metrics = await staging.metrics(), await prod.metrics()
+    # Both bots answer their owner, each through its own Bot API and token.
+    staging.telegram.push_message(OWNER, "/tasks")
+    staging_answer = await staging.telegram.wait_sent(OWNER, 1, timeout=START_TIMEOUT_S)
+    prod_sent_meanwhile = prod.telegram.texts(OWNER)
+    prod.telegram.push_message(OWNER, "/tasks")
+    prod_answer = await prod.telegram.wait_sent(OWNER, 1, timeout=START_TIMEOUT_S)
 
     # Separate databases: the task and its project exist in staging only.
     assert task["status"] == "queued"
@@ -176,10 +184,14 @@ async def test_staging_and_prod_run_side_by_side_and_nothing_of_one_reaches_the_
     assert 'lugh_info{instance="prod"} 1' in prod_metrics
     assert staging.port != prod.port
     assert cross.status_code == 401
-    # Separate bot tokens: each fake Bot API saw only its own bot's token, if any.
+    # Separate bots: each answered through its own API with its own token, and only there.
+    assert "only on staging" in staging_answer[0].text
+    assert prod_sent_meanwhile == []
+    assert "only on staging" not in prod_answer[0].text
     for instance in (staging, prod):
         other = BOT_TOKENS["prod" if instance.name == "staging" else "staging"]
         paths = [r.path for r in instance.telegram.requests]
+        assert any(BOT_TOKENS[instance.name] in path for path in paths)
         assert not any(other in path for path in paths), paths
 
     codes = await asyncio.gather(staging.stop(), prod.stop())
