@@ -1,6 +1,8 @@
 -- name: open
+-- Runs for every message, so it does not wait for its WAL flush: a session row lost in a crash
+-- is made again by the next message, and any later durable commit flushes this one with it.
 INSERT INTO sessions (transport, external_id)
-VALUES ($1, $2)
+SELECT $1, $2 FROM (SELECT set_config('synchronous_commit', 'off', true)) AS quick
 ON CONFLICT (transport, external_id) DO UPDATE SET updated_at = now()
 RETURNING id, transport, external_id, project_id, data, created_at, updated_at;
 
@@ -15,6 +17,7 @@ RETURNING id, transport, external_id, project_id, data, created_at, updated_at;
 
 -- name: record
 -- Appends to one of the session's bounded logs (`asked` or `created`), keeping the newest $4.
+-- History, not state: committed without waiting for the WAL flush, like `open`.
 UPDATE sessions
 SET data = jsonb_set(
         data, ARRAY[$2::text],
@@ -23,4 +26,5 @@ SET data = jsonb_set(
                     WITH ORDINALITY AS t(e, n)
                ORDER BY n DESC LIMIT $4) newest)),
     updated_at = now()
+FROM (SELECT set_config('synchronous_commit', 'off', true)) AS quick
 WHERE id = $1;

@@ -4,7 +4,11 @@ An update is recorded in `telegram_updates` before it is acted on, in its own st
 after a crash or restart it is never acted on twice: at most once, because a lost message is
 resent by its owner in a second while a repeated one could queue a task or merge twice. (Its
 effects cannot share that transaction: a merge is git first, and agents and the model are
-called outside any transaction.)
+called outside any transaction.) The record commits without waiting for its WAL flush, which
+costs the owner a disk flush on every message otherwise: WAL is written in order, so every effect
+committed after it (a task, a reply in the outbox) flushes it too; a crash that loses the record
+loses those effects with it, and what lies outside the database is safe to do again (a merge
+already done is found done; a model call is only asked again).
 """
 
 from __future__ import annotations
