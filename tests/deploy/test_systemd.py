@@ -4,9 +4,11 @@ bubblewrap tolerates, and scripts/install-server.sh installs what the repository
 from __future__ import annotations
 
 import configparser
+import os
 import re
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -16,7 +18,7 @@ UNITS = ROOT / "deploy" / "systemd"
 TEMPLATES = ["lugh@.service", "lugh-backup@.service", "lugh-backup@.timer"]
 INSTANCES = ["staging", "prod"]
 # Options that would stop bubblewrap making its namespaces and mounts (see lugh@.service).
-BREAK_BUBBLEWRAP = ["RestrictNamespaces", "PrivateUsers", "SystemCallFilter", "CapabilityBoundingSet"]
+BREAK_BUBBLEWRAP = ["RestrictNamespaces", "SystemCallFilter", "PrivateUsers", "ProtectHostname"]
 
 
 def unit(name: str) -> configparser.ConfigParser:
@@ -65,6 +67,7 @@ def test_the_service_is_hardened_but_leaves_bubblewrap_its_namespaces():
     for option in ("NoNewPrivileges", "PrivateTmp", "ProtectKernelModules", "RestrictSUIDSGID"):
         assert service[option] == "yes", option
     assert service["ProtectSystem"] == "strict"
+    assert service["CapabilityBoundingSet"] == "" and service["AmbientCapabilities"] == ""
     for option in BREAK_BUBBLEWRAP:
         assert option not in service, f"{option} would stop the agents' sandbox"
     text = (UNITS / "lugh@.service").read_text()
@@ -121,3 +124,29 @@ def test_the_server_installs_lugh_with_the_readme_install_script():
     hooks = (ROOT / "deploy" / "hooks.sh").read_text()
 
     assert 'VENV=\\"\\$2/venv\\" EDITABLE= EXTRAS= sh scripts/install.sh' in hooks
+
+
+def test_lughs_sandbox_starts_under_the_units_privilege_limits():
+    """NoNewPrivileges=yes and an empty CapabilityBoundingSet, as the unit sets them, applied
+    with setpriv to Lugh's own bwrap command line, run as an unprivileged user."""
+    from lugh.agents.sandbox.bubblewrap import BubblewrapSandbox
+
+    worktree = Path(tempfile.mkdtemp(prefix="lugh-unit-sandbox-"))
+    worktree.chmod(0o777)
+    try:
+        argv = BubblewrapSandbox().argv(
+            "touch made-inside", str(worktree), {"PATH": "/usr/bin:/bin"}, 3, [], []
+        )
+        at = argv.index("--json-status-fd")
+        del argv[at : at + 2]  # the status pipe is Lugh's bookkeeping, not the sandbox
+        as_user = ["runuser", "-u", "nobody", "--"] if os.geteuid() == 0 else []
+        limits = ["setpriv", "--no-new-privs", "--bounding-set=-all"]
+
+        result = subprocess.run(
+            [*as_user, *limits, *argv], capture_output=True, text=True, timeout=60, cwd=worktree
+        )
+
+        assert result.returncode == 0, result.stderr
+        assert (worktree / "made-inside").exists()
+    finally:
+        shutil.rmtree(worktree)
