@@ -3,7 +3,7 @@ intent path as typed text (lugh.commands.voice)."""
 
 from __future__ import annotations
 
-import dataclasses
+import html
 import warnings
 from datetime import timedelta
 
@@ -66,13 +66,17 @@ async def on_voice(chat: Chat, message: telegram.Message) -> Reply | None:
     if not heard.text:
         await notes.failed(ctx, voice_id, "no speech")
         return Reply.refused("I heard no words in that voice note; record it again or type it.")
-    reply = await notes.act_on(
+    # The transcript is a message of its own, queued before the reply: a proposal's message is
+    # edited to the outcome once answered, and what was heard should stay in the chat.
+    unsure = heard.confidence < settings.voice_min_confidence
+    shown = f"🎙 <i>{html.escape(heard.text)}</i>"
+    if unsure:
+        shown += "\n(I'm not sure I heard that right.)"
+    await chat.outbox.enqueue(chat.chat_id, "sendMessage", {"text": shown, "parse_mode": "HTML"})
+    return await notes.act_on(
         ctx, voice_id, heard.text, heard.confidence,
         min_confidence=settings.voice_min_confidence, chooser=chat.chooser,
     )  # fmt: skip
-    unsure = heard.confidence < settings.voice_min_confidence
-    heading = f"🎙 {heard.text}" + ("\n(I'm not sure I heard that right.)" if unsure else "")
-    return dataclasses.replace(reply, text=f"{heading}\n\n{reply.text}")
 
 
 def _refusal(settings: Settings, size: int | None, seconds: float) -> str | None:

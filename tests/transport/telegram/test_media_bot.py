@@ -51,10 +51,11 @@ async def press(fake: FakeTelegram, message, label: str):
     return message
 
 
-async def next_message(fake: FakeTelegram, push) -> object:
+async def next_message(fake: FakeTelegram, push, count: int = 1) -> object:
+    """Push an update; the last of the `count` messages the bot sends in answer."""
     before = len(fake.sent(OWNER))
     push()
-    return (await fake.wait_sent(OWNER, before + 1, BOUND_S))[before]
+    return (await fake.wait_sent(OWNER, before + count, BOUND_S))[before + count - 1]
 
 
 async def test_a_voice_note_becomes_a_confirmed_task(services, fake, apis, repo):
@@ -64,13 +65,14 @@ async def test_a_voice_note_becomes_a_confirmed_task(services, fake, apis, repo)
     async with running_bot(services):
         await say(fake, f"/project new demo {repo}")
         shown = await next_message(fake, lambda: fake.push_voice(
-            OWNER, fake_audio("Could you add a health endpoint?")))
+            OWNER, fake_audio("Could you add a health endpoint?")), count=2)
+        heard = fake.sent(OWNER)[-2].text
         proposal = shown.text
         queued = await press(fake, shown, "Yes, do it")
 
     [task] = await services.tasks.list()
-    assert proposal.startswith("🎙 Could you add a health endpoint?")
-    assert "/task add a health endpoint" in proposal
+    assert heard == "🎙 Could you add a health endpoint?"
+    assert proposal == "Shall I do this?\n/task add a health endpoint"
     assert queued.text.startswith(f"Queued #{task.id}")
     assert (task.title, task.source) == ("add a health endpoint", "voice")
     row = await services.pool.fetchrow("SELECT status, task_id FROM voice_commands")
