@@ -1,4 +1,6 @@
-"""`lugh doctor`: what is configured, whether the database is healthy, what is missing."""
+"""`lugh doctor`: what is configured, and one check per dependency — the data dir, the
+database and what runs on it (pgvector, migrations, dispatch health), then what lies outside it
+(lugh.ops.checks). `--check` is the container health check and the deploy scripts' gate."""
 
 from __future__ import annotations
 
