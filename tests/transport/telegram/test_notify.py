@@ -182,3 +182,20 @@ async def test_a_failing_notifier_goes_on_from_its_cursor_and_loses_nothing(
     assert [m.text for m in fake.sent(OWNER_CHAT)] == [
         f"#{task.id} From a script was queued by the command line."
     ]
+
+
+async def test_digest_lines_waiting_at_a_restart_go_out_once_afterwards(services, project, fake):
+    queued = [await services.tasks.enqueue(project.id, f"chore {n}", source="console")
+              for n in range(2)]  # fmt: skip
+    async with notifying(services, fake, digest_s=3600) as notifier:
+        for task in queued:
+            await services.tasks.cancel(task.id)
+        [last] = await services.events.latest(queued[-1].id, limit=1)
+        await asyncio.wait_for(notifier.handled_up_to(last.id), BOUND_S)
+    assert fake.sent(OWNER_CHAT) == []  # the lines wait for their digest
+
+    async with notifying(services, fake, digest_s=0.5):
+        [digest] = await fake.wait_sent(OWNER_CHAT, 1, BOUND_S)
+    assert digest.text.splitlines()[1:] == [f"• #{t.id} chore {n} was cancelled."
+                                            for n, t in enumerate(queued)]  # fmt: skip
+    assert len(fake.sent(OWNER_CHAT)) == 1
