@@ -143,6 +143,8 @@ class Notifier:
         """Follow the events until stopped. A failure (the database gone a while) is logged and
         the notifier goes on from its saved cursor after a backoff: it runs inside the bot, and
         must not silently end while the bot keeps answering."""
+        self._stopping = False  # a notifier stopped once may be run again (the bot restarted)
+        self._stop_asked.clear()
         unsubscribe = self.services.listener.subscribe(EVENTS_CHANNEL, self.wake)
         failures = 0
         try:
@@ -191,10 +193,10 @@ class Notifier:
             except Exception:  # one bad event must not stop every later notification
                 log.exception("an event could not be notified", event_id=event.id,
                               task=event.task_id)  # fmt: skip
+        await self.pool.execute(Q.save_cursor, self.cursor, rows[0]["snapshot"], events[-1].id)
         self.handled += len(events)
         self.last_event_id = max(self.last_event_id, events[-1].id)
         self._batch_done.set()
-        await self.pool.execute(Q.save_cursor, self.cursor, rows[0]["snapshot"], events[-1].id)
         return rows[0]["snapshot"]
 
     async def _handle(self, event: TaskEvent, chats: list[int]) -> None:
