@@ -128,7 +128,8 @@ class Notifier:
         self._wake.set()
 
     async def stop(self) -> None:
-        """Finish the batch in hand, save the cursor, and return from `run`."""
+        """Finish the batch in hand, save the cursor, and return from `run`. Final: a stop
+        that comes before `run` has started is not lost."""
         self._stopping = True
         self._stop_asked.set()
         self._wake.set()
@@ -143,8 +144,6 @@ class Notifier:
         """Follow the events until stopped. A failure (the database gone a while) is logged and
         the notifier goes on from its saved cursor after a backoff: it runs inside the bot, and
         must not silently end while the bot keeps answering."""
-        self._stopping = False  # a notifier stopped once may be run again (the bot restarted)
-        self._stop_asked.clear()
         unsubscribe = self.services.listener.subscribe(EVENTS_CHANNEL, self.wake)
         failures = 0
         try:
