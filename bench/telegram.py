@@ -1,7 +1,7 @@
 """Lugh's own handling time per Telegram update, next to a bare python-telegram-bot handler.
 Prints one JSON line.
 
-    python bench/telegram.py [--updates 300] [--burst 400]
+    python bench/telegram.py [--updates 200] [--burst 200]
 
 Both run in one process against the fake Bot API of tests/fakes (a real HTTP server in a
 process of its own, answering at once) with the real PTB polling it. A handler in group -1
@@ -301,7 +301,7 @@ async def main(n: int, burst: int) -> dict[str, Any]:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--updates", type=int, default=300, help="updates of each kind, one by one")
-    parser.add_argument("--burst", type=int, default=400, help="updates pushed at once")
+    parser.add_argument("--updates", type=int, default=200, help="updates of each kind, one by one")
+    parser.add_argument("--burst", type=int, default=200, help="updates pushed at once")
     args = parser.parse_args()
     print(json.dumps(asyncio.run(main(args.updates, args.burst)), ensure_ascii=False))
