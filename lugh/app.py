@@ -228,6 +228,14 @@ async def prune_worktrees(services: Services) -> None:
     log.info("worktrees reconciled", report=str(report))
 
 
+async def reconcile_agents(services: Services) -> None:
+    """Agents busy or idle by their running tasks, whatever went around the triggers."""
+    from lugh.agents.executor import reconcile_agents as set_right
+
+    if changed := await set_right(services.pool):
+        log.info("agents set busy or idle", agents=changed)
+
+
 async def run(
     settings: Settings,
     stop: asyncio.Event | None = None,
@@ -255,6 +263,7 @@ async def run(
                 components = [c for c in components if c.name in ("listener", "workers")]
             if not chat_only:
                 await prune_worktrees(services)
+                await reconcile_agents(services)
             for line in unconfigured(settings):
                 log.warning("not configured", detail=line)
             log.info(

@@ -227,6 +227,12 @@ class AgentExecutor:
         return bool(status.stdout.strip())
 
 
+async def reconcile_agents(pool: asyncpg.Pool) -> int:
+    """Set every agent busy or idle by its running tasks, at start; how many changed. The
+    triggers of migration 0009 keep them right; this catches whatever went around them."""
+    return len(await pool.fetch(Q.reconcile_agents))
+
+
 def _recorded(status: Literal["awaiting_review", "done"], result: Any) -> ExecutionResult:
     return ExecutionResult(status, result, recorded=True)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
+from lugh.agents.executor import reconcile_agents
 from lugh.tasks import TaskStatus
 from tests.agents.test_loop import WAIT_S, fake, stack  # noqa: F401 (fixtures)
 from tests.fakes.anthropic import tool_use, turn
@@ -81,3 +82,20 @@ async def test_a_stopped_agent_stays_stopped_while_its_run_ends_and_resumes_as_i
     assert await stack.queue.complete(task.id, claimed.lease_token, "done")
     assert await status_of(stack, "builder") == ("stopped", 0)
     assert (await stack.agents.resume(agent.id)).status == "idle"
+
+
+async def test_a_start_sets_right_agents_that_went_around_the_triggers(stack):
+    builder = await stack.agents.spawn(stack.project.name, "builder")
+    idle = await stack.agents.spawn(stack.project.name, "idler")
+    await stack.queue.enqueue(stack.project.id, "Build", agent_id=builder.id)
+    await stack.queue.claim_many("worker", 60.0, 1)
+    # What a restore copying rows back could leave: counts from another moment.
+    await stack.pool.execute("UPDATE agents SET running_tasks = 0, status = 'busy'")
+    assert await status_of(stack, "builder") == ("busy", 0)
+
+    assert await reconcile_agents(stack.pool) == 2
+
+    assert await status_of(stack, "builder") == ("busy", 1)
+    assert await status_of(stack, "idler") == ("idle", 0)
+    assert await reconcile_agents(stack.pool) == 0
+    assert idle.status == "idle"
