@@ -281,7 +281,10 @@ async def test_a_fork_bomb_is_stopped_by_the_kernel_and_the_host_stays_responsiv
         await asyncio.wait_for(probe.wait(), WAIT_S)
         slowest = max(slowest, time.monotonic() - started)
     result = await bomb
-    assert result.stopped == "it tried to start more than 64 processes", result.render()
+    if find_pids_hierarchy() is not None:  # the kernel refused a fork: stopped at once
+        assert result.stopped == "it tried to start more than 64 processes", result.render()
+    else:  # an ordinary user's RLIMIT_NPROC holds it at the cap until its timeout
+        assert result.timed_out, result.render()
     assert most <= LIMITS.processes
     assert slowest < 3.0
     assert await no_leftovers(marker)
