@@ -3,13 +3,13 @@ Prints one JSON line.
 
     python bench/telegram.py [--updates 200] [--burst 200]
 
-Both run in one process against the fake Bot API of tests/fakes (a real HTTP server in a
-process of its own, answering at once) with the real PTB polling it. A handler in group -1
+Both run against the fake Bot API of tests/fakes (a real HTTP server in a process of its own,
+answering at once) with the real PTB polling it. A handler in group -1
 stamps when PTB hands an update over and one in group 1 when the update's handling is done, so
 the time measured is Lugh's: from receiving the update to its reply being queued in the outbox
 (for a button press also its answerCallbackQuery round trip to the fake). Updates go one at a
-time for p50/p99 (the next one once the previous reply was delivered): text (`/status 1`: the session, the task, its events, a keyboard of signed
-buttons, the outbox row), callback (its [Status] button, pressed again and again) and reaction
+time for p50/p99 (the next one once the previous reply was delivered): text (`/status 1`: the
+session, the task, its events, a keyboard of signed buttons, the outbox row), callback (its [Status] button, pressed again and again) and reaction
 (🤔 on the task's message: the binding looked up, /why run and queued). Throughput: `--burst`
 `/status 1` messages from 8 owners pushed at once, until every one is handled; the outbox sender
 and the notifier run meanwhile, as in `lugh run`. The bare handler appends the text to a list.
@@ -182,20 +182,22 @@ async def bare_ptb(fake: RemoteFake, n: int, burst: int) -> dict[str, Any]:
     async def echo(update: Update, _: ContextTypes.DEFAULT_TYPE) -> None:
         replies.append(update.message.text)  # type: ignore[union-attr]
 
-    application = (Application.builder().token(TOKEN).base_url(f"{fake.url}/bot")
-                   .base_file_url(f"{fake.url}/file/bot").concurrent_updates(64).build())  # fmt: skip
+    builder = Application.builder().token(TOKEN).base_url(f"{fake.url}/bot")
+    application = builder.base_file_url(f"{fake.url}/file/bot").concurrent_updates(64).build()
     application.add_handler(TypeHandler(Update, echo))
     stamps = Stamps()
     stamps.install(application)
     async with application:
         await application.start()
-        await application.updater.start_polling(allowed_updates=["message"])  # type: ignore[union-attr]
+        updater = application.updater
+        assert updater is not None
+        await updater.start_polling(allowed_updates=["message"])
         try:
             await stamps.one_by_one(10, lambda i: fake.push_message(OWNER, "warm up"))
             took = await stamps.one_by_one(n, lambda i: fake.push_message(OWNER, f"echo {i}"))
             rate = await stamps.burst(burst, lambda i: fake.push_message(OWNERS[i % 8], f"b {i}"))
         finally:
-            await application.updater.stop()  # type: ignore[union-attr]
+            await updater.stop()
             await application.stop()
     return {"ms": timing(took), "updates_per_s": round(rate, 1)}
 

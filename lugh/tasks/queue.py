@@ -246,7 +246,9 @@ class TaskQueue:
         current = await self.get(task_id)
         if current is None:
             raise TaskNotFound(task_id)
-        state = "paused" if current.options.get("paused") else current.status.value.replace("_", " ")
+        state = current.status.value.replace("_", " ")
+        if current.options.get("paused"):
+            state = "paused"
         raise TaskError(f"Cannot {verb} #{task_id}: it is {state}.")
 
     async def get(self, task_id: int) -> Task | None:

@@ -1,7 +1,7 @@
 """Button presses: look the button up by its signed id, run its action, show the outcome.
 
-A button that changes something (approve, reject, cancel, a proposal's confirm …) uses up its whole keyboard
-in one statement before the action runs, so two presses (a double tap, a replayed update, a
+A button that changes something (approve, reject, cancel, a proposal's confirm …) uses up its
+whole keyboard in one statement before the action runs, so two presses (a double tap, a replayed update, a
 reaction at the same moment) run it once; the message is then edited to the outcome. Buttons
 that only show something (diff, why, status) stay and answer with a new message. Every callback
 is answered; refusals as an alert.
@@ -90,8 +90,8 @@ async def answer_prompt(
     reply = await run(chat, action, argument, method)
     await deliver(chat.services, chat.outbox, chat.chat_id, _outcome(reply), edit_of=outbox_id)
     if reply.attachments:
-        await deliver(chat.services, chat.outbox, chat.chat_id,
-                      Reply("", attachments=reply.attachments, priority=reply.priority))  # fmt: skip
+        files = Reply("", attachments=reply.attachments, priority=reply.priority)
+        await deliver(chat.services, chat.outbox, chat.chat_id, files)
     return reply
 
 

@@ -32,7 +32,8 @@ def to_html(reply: Reply) -> str:
     for block in reply.code:
         body = html.escape(block.text, quote=False)
         if block.language:
-            parts.append(f'<pre><code class="language-{html.escape(block.language)}">{body}</code></pre>')
+            language = html.escape(block.language)
+            parts.append(f'<pre><code class="language-{language}">{body}</code></pre>')
         else:
             parts.append(f"<pre>{body}</pre>")
     return "\n".join(parts)
@@ -85,7 +86,8 @@ async def deliver(
         for n, attachment in enumerate(reply.attachments, 1):
             method, field = (("sendPhoto", "photo") if attachment.mime.startswith("image/")
                              else ("sendDocument", "document"))  # fmt: skip
-            file_payload: dict[str, Any] = {field: file_field(attachment.filename, attachment.content)}
+            file_payload: dict[str, Any] = {
+                field: file_field(attachment.filename, attachment.content)}
             if quiet:
                 file_payload["disable_notification"] = True
             key = f"{dedupe_key}:file{n}" if dedupe_key else None

@@ -97,7 +97,8 @@ class Updates:
 
     async def _stranger(self, chat_id: int, user_id: int, text: str, bot: Bot) -> None:
         parsed = parse(text)
-        if parsed is not None and parsed[0] == "start" and await self.access.pair(user_id, parsed[1]):
+        code = parsed[1] if parsed is not None and parsed[0] == "start" else ""
+        if code and await self.access.pair(user_id, code):
             log.info("telegram owner paired", user_id=user_id)
             chat = await self.chat(bot, chat_id, user_id)
             greeting = await execute(chat.ctx, "start", "")
@@ -114,8 +115,9 @@ class Updates:
 
     async def _callback(self, query: CallbackQuery, bot: Bot) -> None:
         shown = query.message
-        if shown is None or shown.chat.type != "private" or not self.access.is_owner(query.from_user.id):
-            await query.answer(NOT_YOURS if shown is not None else None, show_alert=shown is not None)
+        owner = self.access.is_owner(query.from_user.id)
+        if shown is None or shown.chat.type != "private" or not owner:
+            await query.answer(NOT_YOURS if shown else None, show_alert=shown is not None)
             return
         await on_callback(await self.chat(bot, shown.chat.id, query.from_user.id), query)
 

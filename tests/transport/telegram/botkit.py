@@ -41,7 +41,9 @@ async def running_bot(services: Services, **kw: Any) -> AsyncIterator[TelegramBo
         await asyncio.wait_for(task, BOUND_S)
 
 
-def make_services(make_settings: Any, fake: FakeTelegram, pool: Any, dsn: str, **env: Any) -> Services:
+def make_services(
+    make_settings: Any, fake: FakeTelegram, pool: Any, dsn: str, **env: Any
+) -> Services:
     return build_services(bot_settings(make_settings, fake, **env), pool, dsn)
 
 

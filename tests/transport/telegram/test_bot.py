@@ -112,7 +112,8 @@ async def test_a_cancel_button_works_while_the_model_is_still_thinking_about_ano
 
     asked = "what is happening with everything"
     with FakeAnthropic() as anthropic:
-        anthropic.script(turn(tool_use("choose_action", {"action": "tasks", "argument": ""})), key=asked)
+        chosen = tool_use("choose_action", {"action": "tasks", "argument": ""})
+        anthropic.script(turn(chosen), key=asked)
         anthropic.delay(0, 5.0, key=asked)
         services = make_services(make_settings, fake, pool, database, ANTHROPIC_API_KEY=API_KEY,
                                  ANTHROPIC_BASE_URL=anthropic.base_url)  # fmt: skip
@@ -122,7 +123,8 @@ async def test_a_cancel_button_works_while_the_model_is_still_thinking_about_ano
                 queued = await say(fake, "/task add a health endpoint")
                 fake.push_message(OWNER, asked)
                 await asyncio.to_thread(anthropic.arrived(0, key=asked).wait, BOUND_S)
-                cancel = next(b for b in queued.reply_markup["inline_keyboard"][0] if b["text"] == "Cancel")
+                [cancel] = [b for b in queued.reply_markup["inline_keyboard"][0]
+                            if b["text"] == "Cancel"]  # fmt: skip
                 fake.push_callback(OWNER, queued.message_id, cancel["callback_data"])
                 await fake.wait_for(lambda: queued.text.startswith("Cancelled #1"), BOUND_S)
                 waiting = len(fake.sent(OWNER))

@@ -6,7 +6,9 @@ from __future__ import annotations
 import pytest
 
 from tests.fakes.telegram import FakeTelegram
-from tests.transport.telegram.botkit import BOUND_S, OWNER, STRANGER, make_services, running_bot, say
+from tests.transport.telegram.botkit import (
+    BOUND_S, OWNER, STRANGER, make_services, running_bot, say,
+)  # fmt: skip
 
 
 @pytest.fixture

@@ -47,7 +47,8 @@ async def services(make_settings, fake, anthropic, pool, database):
 
 @asynccontextmanager
 async def lugh(services) -> AsyncIterator[TelegramBot]:
-    """`lugh run`'s components (listener, workers, MCP, the bot), as the composition root builds them."""
+    """`lugh run`'s components (listener, workers, MCP, the bot …) as the composition root
+    builds them."""
     components = build_components(services)
     bot = next(c for c in components if c.name == "telegram")
     stop = asyncio.Event()
@@ -158,7 +159,8 @@ async def test_a_thumbs_down_rejects_and_the_branch_is_gone(services, fake, anth
         review = await in_review(services, fake, repo)
         fake.push_reaction(OWNER, review.message_id, "👎")
         await edited_to(fake, review, "Rejected #1")
-        eyes = await _after(fake, lambda: fake.push_reaction(OWNER, review.message_id, "👀", old="👎"))
+        eyes = await _after(
+            fake, lambda: fake.push_reaction(OWNER, review.message_id, "👀", old="👎"))
 
     assert dict(await review_of(services)) == {"status": "rejected", "method": "reaction"}
     assert "hello.txt" not in git(repo, "ls-tree", "-r", "--name-only", "main")
@@ -182,7 +184,7 @@ async def test_forged_other_chat_and_expired_buttons_change_nothing(
         queued = await say(fake, "/task add a greeting file")
         cancel = button(queued, "Cancel")
         ref, _, mac = cancel.partition(".")
-        fake.push_callback(OWNER, queued.message_id, f"{int(ref) + 1}.{mac}")  # another id, same MAC
+        fake.push_callback(OWNER, queued.message_id, f"{int(ref) + 1}.{mac}")  # another id
         fake.push_callback(OWNER, queued.message_id, "approve:1")  # what naive bots accept
         fake.push_callback(OTHER_OWNER, queued.message_id, cancel)  # copied into another chat
         answers = [await answered(fake, n) for n in (1, 2, 3)]
