@@ -164,3 +164,14 @@ def captured_log():
     structlog.configure(**saved[2])
     for logger, level in zip(noisy, saved[3]):
         logger.setLevel(level)
+
+
+def test_lugh_run_hosts_the_bot_only_with_a_token(make_settings, fake, pool, database):
+    from lugh.app import build_components
+    from lugh.services import build_services
+
+    with_token = make_services(make_settings, fake, pool, database)
+    without = build_services(make_settings(), pool, database)
+
+    assert "telegram" in [c.name for c in build_components(with_token)]
+    assert "telegram" not in [c.name for c in build_components(without, console=True)]
