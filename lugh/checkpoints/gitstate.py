@@ -112,8 +112,9 @@ async def restore_refs(repo: Path, bundle: Path, wanted: dict[str, str]) -> None
             problem = await working_copy_problem(repo, wanted)
             if problem:
                 raise UserError(problem)
+            base = [now[branch]] if branch in now else []  # none: a clone made from the bundle
             await run(
-                "read-tree", "-m", "-u", "HEAD", wanted[branch], cwd=repo,
+                "read-tree", "-m", "-u", *base, wanted[branch], cwd=repo,
                 timeout_s=CHECKOUT_TIMEOUT_S,
             )  # fmt: skip
     changes = ref_changes(now, wanted)

@@ -27,7 +27,7 @@ from lugh.checkpoints import gitstate, snapshot
 from lugh.checkpoints.model import Checkpoint, RestorePlan, RestoreReport
 from lugh.db import queries
 from lugh.errors import UserError
-from lugh.git import run
+from lugh.git import run, validate_branch_name
 from lugh.logs import get_logger
 from lugh.projects import Project
 from lugh.tasks import TaskError
@@ -130,7 +130,7 @@ async def _run(
                 )
                 pre_id = pre.id
                 await service.pool.execute(Q.note_pre_checkpoint, journal["id"], pre_id)
-        await _prepare_repo(repo, bundle)
+        await _prepare_repo(repo, bundle, info["default_branch"])
         await gitstate.remove_worktrees(repo, worktrees_dir)
         await gitstate.restore_refs(repo, bundle, manifest["git"]["refs"])
         async with service.pool.acquire() as conn, conn.transaction():
@@ -186,12 +186,18 @@ async def _remake_worktrees(
     return made
 
 
-async def _prepare_repo(repo: Path, bundle: Path) -> None:
-    """A clone Lugh deleted with its project is made again from the bundle."""
+async def _prepare_repo(repo: Path, bundle: Path, default_branch: str) -> None:
+    """A clone Lugh deleted with its project is made again from the bundle (its branches are
+    then set like any others', and the default branch checked out)."""
     if repo.exists():
         return
-    await run("clone", "--quiet", "--end-of-options", str(bundle), str(repo), timeout_s=1800.0)
+    await run(
+        "clone", "--quiet", "--no-checkout", "--end-of-options", str(bundle), str(repo),
+        timeout_s=1800.0,
+    )  # fmt: skip
     await run("remote", "remove", "origin", cwd=repo)
+    head = f"refs/heads/{validate_branch_name(default_branch)}"
+    await run("symbolic-ref", "HEAD", head, cwd=repo)
 
 
 async def _existing(service: CheckpointService, project_id: int) -> Project | None:

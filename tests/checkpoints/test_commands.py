@@ -1,7 +1,7 @@
 import pytest
 
 from lugh.commands.catalog import Context, execute, parse
-from tests.checkpoints.helpers import fill_project
+from tests.checkpoints.helpers import fill_project, git
 
 
 @pytest.fixture
@@ -121,3 +121,23 @@ async def test_removing_a_project_takes_a_checkpoint_first_that_brings_it_back(t
 
 async def execute_button(chat, button):
     return await chat(f"/{button.action} {button.argument}".strip())
+
+
+async def test_a_removed_clone_comes_back_from_its_checkpoint_with_its_branches_and_files(
+    two_projects, tmp_path
+):
+    services = two_projects
+    origin = (await services.projects.get("beta")).repo_path
+    cloned = await services.projects.register("gamma", f"file://{origin}")
+    git(cloned.repo_path, "branch", "topic")
+    refs = ("for-each-ref", "--format=%(refname) %(objectname)", "refs/heads", "refs/tags")
+    branches = git(cloned.repo_path, *refs)
+
+    await services.projects.remove("gamma")
+    assert not cloned.repo_path.exists()
+    [saved] = await services.checkpoints.list("gamma")
+    await services.checkpoints.restore(saved.id)
+
+    assert git(cloned.repo_path, *refs) == branches
+    assert (cloned.repo_path / "src" / "app.py").read_text() == "x = 1\n"
+    assert git(cloned.repo_path, "status", "--porcelain") == ""
