@@ -1,9 +1,12 @@
 """Local embedder throughput against sentence-transformers + torch, on the same real chunks.
 
     python bench/embed_local.py [--torch-python /path/to/python-with-sentence-transformers]
+                                [--queries-only]
 
-Prints one JSON line. The chunks are ~200-token pieces of the Python sources and docs installed
-next to Lugh (a fixed, seeded selection). The torch half runs in a subprocess of a Python that
+Prints one JSON line: throughput on chunks, and the latency of one short query embedded alone
+(what every search pays), p50/p99 over QUERIES queries cut from the chunks' first words. The
+chunks are ~200-token pieces of the Python sources and docs installed next to Lugh (a fixed,
+seeded selection). The torch half runs in a subprocess of a Python that
 has sentence-transformers (torch is never one of Lugh's dependencies); without one it is skipped.
 """
 
@@ -30,6 +33,7 @@ CHUNKS = 2000
 CHUNK_TOKENS = 200
 CHUNKS_PER_FILE = 2
 ROUNDS = 4
+QUERIES = 200
 SUFFIXES = (".py", ".md", ".rst", ".txt")
 
 # Runs in the other Python: encodes each line of JSON chunks it reads, answers a line per job.
@@ -104,9 +108,35 @@ def timed(embedder: LocalEmbedder, chunks: list[str]) -> tuple[float, np.ndarray
     return time.perf_counter() - start, vectors
 
 
+def query_latency(embedder: LocalEmbedder, chunks: list[str]) -> dict:
+    """One short text at a time through `embed`, as a search embeds its query."""
+    words = [c.split() for c in chunks]
+    queries = [" ".join(w[: 6 + n % 15]) for n, w in enumerate(words[:QUERIES])]
+
+    async def run() -> list[float]:
+        for query in queries[:20]:
+            await embedder.embed([query])
+        ms = []
+        for query in queries:
+            start = time.perf_counter()
+            await embedder.embed([query])
+            ms.append((time.perf_counter() - start) * 1000)
+        return sorted(ms)
+
+    ms = asyncio.run(run())
+    return {
+        "queries": len(queries),
+        "mean_tokens": round(float(np.mean([embedder.count_tokens(q) for q in queries])), 1),
+        "p50_ms": round(ms[len(ms) // 2], 2),
+        "p99_ms": round(ms[min(len(ms) - 1, int(len(ms) * 0.99))], 2),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--torch-python", help="a Python with sentence-transformers and torch")
+    parser.add_argument("--queries-only", action="store_true",
+                        help="only the single-query latency, not the throughput comparison")
     args = parser.parse_args()
     torch_python = args.torch_python
     if torch_python is None and importlib.util.find_spec("sentence_transformers"):
@@ -117,6 +147,9 @@ def main() -> None:
     counter.no_truncation()
     counter.no_padding()
     chunks = real_chunks(counter)
+    if args.queries_only:
+        print(json.dumps({"bench": "embed_local", "query": query_latency(embedder, chunks)}))
+        return
     tokens = [embedder.count_tokens(c) for c in chunks]
 
     torch = TorchWorker(torch_python, embedder.model_dir) if torch_python else None
@@ -155,6 +188,7 @@ def main() -> None:
             "reference": torch.info["version"],
             "torch_threads": torch.info["threads"],
         }
+    result["query"] = query_latency(embedder, chunks)
     print(json.dumps(result))
 
 

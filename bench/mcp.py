@@ -1,7 +1,7 @@
 """MCP round trips: `get_task` and `query_knowledge` over Streamable HTTP next to the same calls
 through the SDK's in-memory client, in the same run, so the transport's cost is a ratio.
 
-    .venv/bin/python bench/mcp.py [--samples 300] [--calls 100]
+    .venv/bin/python bench/mcp.py [--samples 300] [--calls 100] [--tools get_task]
 
 Starts a throwaway embedded Postgres, registers a project with a few ingested notes and one task,
 and prints one JSON line: p50/p99 (ms) of sequential calls on one client, calls/s with 8
@@ -102,7 +102,7 @@ async def concurrent(
         return round(CLIENTS * calls / (time.perf_counter() - start), 1)
 
 
-async def main(samples: int, calls: int) -> dict[str, Any]:
+async def main(samples: int, calls: int, tools: list[str]) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="lugh-bench-mcp-") as tmp_name:
         tmp = Path(tmp_name)
         pg = EmbeddedPostgres(tmp / "pg", delete_on_stop=True)
@@ -117,7 +117,7 @@ async def main(samples: int, calls: int) -> dict[str, Any]:
             await conn.close()
             pool = await create_pool(dsn, max_size=20)
             try:
-                return await measure(tmp, pool, dsn, samples, calls)
+                return await measure(tmp, pool, dsn, samples, calls, tools)
             finally:
                 await pool.close()
         finally:
@@ -125,7 +125,7 @@ async def main(samples: int, calls: int) -> dict[str, Any]:
 
 
 async def measure(
-    tmp: Path, pool: asyncpg.Pool, dsn: str, samples: int, calls: int
+    tmp: Path, pool: asyncpg.Pool, dsn: str, samples: int, calls: int, tools: list[str]
 ) -> dict[str, Any]:
     settings = load_settings(None, LUGH_DATA_DIR=str(tmp / "data"), DATABASE_URL=dsn)
     services = build_services(settings, pool, dsn)
@@ -155,6 +155,8 @@ async def measure(
     out: dict[str, Any] = {"bench": "mcp", "samples": samples, "clients": CLIENTS}
     try:
         for tool, args in calls_of.items():
+            if tool not in tools:
+                continue
             row: dict[str, Any] = {}
             for name, connect in (("memory", in_memory), ("http", over_http)):
                 async with connect() as client:
@@ -166,10 +168,11 @@ async def measure(
         await http.stop()
         await serving
         await services.aclose()
-    out["targets"] = {
-        "get_task_http_p50_le_3ms": out["get_task"]["http"]["p50_ms"] <= 3.0,
-        "http_overhead_le_3x": out["get_task"]["http_over_memory_p50"] <= 3.0,
-    }
+    if "get_task" in out:
+        out["targets"] = {
+            "get_task_http_p50_le_3ms": out["get_task"]["http"]["p50_ms"] <= 3.0,
+            "http_overhead_le_3x": out["get_task"]["http_over_memory_p50"] <= 3.0,
+        }
     return out
 
 
@@ -179,7 +182,10 @@ if __name__ == "__main__":
     parser.add_argument(
         "--calls", type=int, default=100, help="calls per client in the concurrent run"
     )
+    parser.add_argument(
+        "--tools", default="get_task,query_knowledge", help="which calls, comma-separated"
+    )
     options = parser.parse_args()
     configure_logging("warning", "json", stream=sys.stderr)
     logging.getLogger("mcp").setLevel(logging.WARNING)
-    print(json.dumps(asyncio.run(main(options.samples, options.calls))))
+    print(json.dumps(asyncio.run(main(options.samples, options.calls, options.tools.split(",")))))
