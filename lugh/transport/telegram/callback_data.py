@@ -28,9 +28,12 @@ async def callback_secret(outbox: Outbox) -> bytes:
     """The instance's signing secret, created on first use (it never changes, so it is read
     once per outbox, i.e. per pool)."""
     known = _known.get(outbox)
-    if known is None:
+    while known is None:
+        # None when another process stored its secret between this statement's snapshot and its
+        # insert (ON CONFLICT waited for that commit, then saw nothing): read it again.
         value = await outbox.pool.fetchval(Q.secret, secrets.token_urlsafe(32))
-        known = _known[outbox] = value.encode()
+        if value is not None:
+            known = _known[outbox] = value.encode()
     return known
 
 
