@@ -45,7 +45,9 @@ RETURNING outbox.id, outbox.chat_id, outbox.method, outbox.payload::text AS payl
 
 -- name: seconds_to_next_due
 -- Only each chat's oldest row counts: the rows behind it wait for it, whatever their not_before.
-SELECT greatest(0, extract(epoch FROM min(not_before) - now()))::float8
+-- NULL when nothing waits (not greatest(0, …): that is 0 for no rows, and the sender would poll
+-- the table every millisecond while idle); a negative value means due now.
+SELECT extract(epoch FROM min(not_before) - now())::float8
 FROM (
     SELECT DISTINCT ON (chat_id) chat_id, not_before
     FROM outbox
