@@ -1,5 +1,5 @@
 """The notifier running for tests: the listener, the real outbox sender with the real PTB Bot
-against the fake Bot API, and the Notifier, under the composition root's `run_components`."""
+against the fake Bot API, and the Notifier, stopped the way the Telegram bot stops them."""
 
 from __future__ import annotations
 
@@ -44,14 +44,21 @@ async def notifying(
         sender = OutboxSender(services.pool, bot, listener=services.listener, limits=FAST)
         notifier = Notifier(services, outbox, deliver=deliver, **kw)
         stop = asyncio.Event()
-        components = [services.listener, sender, notifier]
-        task = asyncio.create_task(run_components(components, stop, grace_s=BOUND_S))
+        listening = asyncio.create_task(run_components([services.listener], stop))
+        notifying = asyncio.create_task(notifier.run())
+        sending = asyncio.create_task(sender.run())
         try:
             await asyncio.wait_for(notifier.ready.wait(), BOUND_S)
             yield notifier
         finally:
+            # As the bot does: the notifier finishes its batch, then the sender what is in flight
+            # (cancelling it mid-call would leave a row `sending` until its lease runs out).
+            await notifier.stop()
+            await asyncio.wait_for(notifying, BOUND_S)
+            await sender.stop()
+            await asyncio.wait_for(sending, BOUND_S)
             stop.set()
-            await asyncio.wait_for(task, BOUND_S)
+            await asyncio.wait_for(listening, BOUND_S)
 
 
 async def running_task(services: Services, project: Project, title: str, **kw: Any) -> Task:
