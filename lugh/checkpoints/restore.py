@@ -113,6 +113,25 @@ async def resume(service: CheckpointService, journal: asyncpg.Record) -> Restore
 async def _run(
     service: CheckpointService, checkpoint: Checkpoint, journal: asyncpg.Record
 ) -> RestoreReport:
+    # A session lock, so a process dying mid-restore lets the next one in at once.
+    async with service.pool.acquire() as held:
+        if not await held.fetchval(Q.try_restore_lock, journal["project_id"]):
+            raise UserError(
+                "A restore of this project is running right now; wait for it to finish."
+            )
+        try:
+            journal = await held.fetchrow(Q.restore_journal, journal["id"])  # as of now
+            if journal["status"] == "done":
+                held_ids = [h["id"] for h in _json(journal["held"])]
+                return RestoreReport(checkpoint, journal["pre_checkpoint_id"], held_ids, [])
+            return await _steps(service, checkpoint, journal)
+        finally:
+            await held.execute(Q.restore_unlock, journal["project_id"])
+
+
+async def _steps(
+    service: CheckpointService, checkpoint: Checkpoint, journal: asyncpg.Record
+) -> RestoreReport:
     manifest = checkpoint.manifest
     info = manifest["project"]
     project_id, name, repo = info["id"], info["name"], Path(info["repo_path"])

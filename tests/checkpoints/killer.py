@@ -26,6 +26,7 @@ import asyncpg
 from lugh.agents.worktrees import WorktreeManager
 from lugh.checkpoints import CheckpointService
 from lugh.db.database import create_pool
+from lugh.errors import UserError
 from lugh.projects import ProjectService
 from lugh.tasks import TaskQueue
 from tests.checkpoints.helpers import fingerprint, git
@@ -57,7 +58,16 @@ async def _mutate_and_restore(
 
 async def _finish(dsn: str, data_dir: Path, project: str, checkpoint: int, out: Path) -> None:
     pool, service = await _service(dsn, data_dir)
-    await service.restore(checkpoint)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            await service.restore(checkpoint)
+            break
+        except UserError as exc:
+            # The killed child's session lock goes once Postgres sees its connection close.
+            if "running right now" not in str(exc) or time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.05)
     found = await service.projects.get(project)
     printed = await fingerprint(pool, found.id, found.repo_path, service.worktrees.root / project)
     with open(out, "a") as f:

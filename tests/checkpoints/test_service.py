@@ -210,3 +210,24 @@ async def test_no_checkpoint_but_the_restores_own_is_taken_while_a_restore_is_un
         await checkpoints.create("alpha")
     await checkpoints.create("alpha", kind="pre_operation")
     await checkpoints.create("beta")
+
+
+async def test_a_restore_running_in_another_process_is_not_joined(two_projects, checkpoints):
+    services = two_projects
+    project = await services.projects.get("alpha")
+    saved = await checkpoints.create("alpha")
+    await services.pool.execute(
+        "INSERT INTO checkpoint_restores (checkpoint_id, project_id) VALUES ($1, $2)",
+        saved.id, project.id,
+    )  # fmt: skip
+    async with services.pool.acquire() as other:  # what the other process holds
+        await other.fetchval(
+            "SELECT pg_advisory_lock(hashtext('lugh.checkpoints.restore'), $1)", project.id
+        )
+        with pytest.raises(UserError, match="is running right now"):
+            await checkpoints.restore(saved.id)
+        await other.execute("SELECT pg_advisory_unlock_all()")
+
+    report = await checkpoints.restore(saved.id)
+
+    assert report.checkpoint.id == saved.id

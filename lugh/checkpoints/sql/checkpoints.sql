@@ -87,3 +87,14 @@ UPDATE checkpoint_restores SET status = 'done', step = 'done', finished_at = now
 -- name: lock_restore
 -- Two processes finishing the same restore: the second waits here and then skips the rows.
 SELECT step, held FROM checkpoint_restores WHERE id = $1 FOR UPDATE;
+
+-- name: try_restore_lock
+-- Held by the process running a project's restore ($1) for as long as it runs.
+SELECT pg_try_advisory_lock(hashtext('lugh.checkpoints.restore'), ($1::bigint % 2147483647)::integer);
+
+-- name: restore_unlock
+SELECT pg_advisory_unlock(hashtext('lugh.checkpoints.restore'), ($1::bigint % 2147483647)::integer);
+
+-- name: restore_journal
+SELECT id, checkpoint_id, project_id, status, step, pre_checkpoint_id, held
+FROM checkpoint_restores WHERE id = $1;
