@@ -130,7 +130,8 @@ def model_completion(
 
     async def complete(prompt: str) -> str:
         request = ChatRequest(
-            model_name, ANSWER_SYSTEM, (), [{"role": "user", "content": prompt}], max_tokens
+            model_name, ANSWER_SYSTEM, (), [{"role": "user", "content": prompt}],
+            max_tokens=max_tokens,
         )
         async with asyncio.timeout(timeout_s):
             return (await model.complete(request)).text
