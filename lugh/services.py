@@ -8,6 +8,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import asyncpg
 
+from lugh.agents.plan import Approvals
 from lugh.agents.review import ReviewService
 from lugh.agents.sandbox import Sandbox, make_sandbox
 from lugh.agents.worktrees import WorktreeManager
@@ -39,6 +40,7 @@ class Services:
     sessions: SessionStore
     worktrees: WorktreeManager
     review: ReviewService
+    approvals: Approvals  # the owner's answers to plans and high-risk steps
     checkpoints: CheckpointService
     replay: ReplayService
     knowledge: KnowledgeService
@@ -89,6 +91,7 @@ def build_services(
         sessions=SessionStore(pool),
         worktrees=worktrees,
         review=ReviewService(pool, projects, worktrees, tasks),
+        approvals=Approvals(pool, projects, worktrees),
         checkpoints=CheckpointService(
             pool, projects, worktrees, tasks, data_dir,
             retention=Retention.from_settings(settings),

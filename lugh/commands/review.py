@@ -47,6 +47,9 @@ async def diff(ctx: Context, argument: str) -> Reply:
          changes_state=True)
 async def approve(ctx: Context, argument: str) -> Reply:
     task_id = task_id_of(argument)
+    gate = await _answer_gate(ctx, task_id, approve=True)
+    if gate is not None:
+        return gate
     outcome = await ctx.services.review.approve(task_id, ctx_method(ctx))
     if not outcome.merged:
         return Reply(
@@ -60,7 +63,11 @@ async def approve(ctx: Context, argument: str) -> Reply:
 
 @command("reject", "/reject <id>", "discard a task's work", changes_state=True)
 async def reject(ctx: Context, argument: str) -> Reply:
-    task = await ctx.services.review.reject(task_id_of(argument), ctx_method(ctx))
+    task_id = task_id_of(argument)
+    gate = await _answer_gate(ctx, task_id, approve=False)
+    if gate is not None:
+        return gate
+    task = await ctx.services.review.reject(task_id, ctx_method(ctx))
     return Reply(f"Rejected #{task.id} {task.title}; its branch and worktree are gone.",
                  task_id=task.id)
 
@@ -70,3 +77,22 @@ def ctx_method(ctx: Context) -> str:
     if ctx.method is not None:
         return ctx.method
     return "mcp" if ctx.source == "mcp" else "voice" if ctx.source == "voice" else "command"
+
+
+async def _answer_gate(ctx: Context, task_id: int, *, approve: bool) -> Reply | None:
+    """/approve and /reject answer a plan or a high-risk step when the task waits on one (the
+    buttons of those notifications run them); None when the task waits for a review instead."""
+    approvals = ctx.services.approvals
+    pending = await approvals.pending(task_id)
+    if pending is None:
+        return None
+    method = ctx_method(ctx)
+    if approve:
+        task = await approvals.approve(task_id, method)
+        said = ("Plan approved: the agent carries it out" if pending.kind == "plan"
+                else "Step allowed: the agent carries on")
+    else:
+        task = await approvals.reject(task_id, method)
+        said = ("Plan rejected: nothing was written, the task is closed" if pending.kind == "plan"
+                else "Step refused: the agent carries on without it")
+    return Reply(f"{said} (#{task.id} {task.title}).", task_id=task.id)

@@ -157,18 +157,27 @@ def register_tools(server: MCPServer[Any], services: Services, audit: Audit) -> 
     @server.tool()
     async def approve_task(task_id: TaskId, ctx: Context) -> dict[str, Any]:
         """Approve a task awaiting review: merge its work into the project's default branch.
-        A conflict leaves it in review (merged: false, with the message)."""
+        A conflict leaves it in review (merged: false, with the message). A task waiting on a
+        proposed plan or a high-risk step gets that approved instead (answered: plan|step)."""
         async with audit.call(ctx, "approve_task", {"task_id": task_id}, writes=True,
                               task_id=task_id):  # fmt: skip
+            answered = await _answer_gate(services, task_id, approve=True)
+            if answered is not None:
+                return answered
             outcome = await services.review.approve(task_id, "mcp")
             return {"id": task_id, "merged": outcome.merged, "message": outcome.message,
                     "commit": outcome.commit, "conflicts": list(outcome.conflicts)}  # fmt: skip
 
     @server.tool()
     async def reject_task(task_id: TaskId, ctx: Context) -> dict[str, Any]:
-        """Reject a task awaiting review: its branch and worktree are deleted, nothing merged."""
+        """Reject a task awaiting review: its branch and worktree are deleted, nothing merged.
+        A task waiting on a proposed plan is closed; one waiting on a high-risk step goes on
+        without that step (answered: plan|step)."""
         async with audit.call(ctx, "reject_task", {"task_id": task_id}, writes=True,
                               task_id=task_id):  # fmt: skip
+            answered = await _answer_gate(services, task_id, approve=False)
+            if answered is not None:
+                return answered
             return task_json(await services.review.reject(task_id, "mcp"))
 
     @server.tool()
@@ -283,3 +292,18 @@ def allowed_path(given: str, roots: list[Path]) -> Path:
             return path
     shown = " or ".join(str(r) for r in roots)
     raise ToolError(f"Lugh only ingests files inside {shown}; copy the file there and call again.")
+
+
+async def _answer_gate(
+    services: Services, task_id: int, *, approve: bool
+) -> dict[str, Any] | None:
+    """A task waiting on a plan or a high-risk step is answered there (approve: the agent goes
+    on with it; reject: a plan closes the task, a step is skipped); None when it waits for a
+    review, which approve_task merges and reject_task discards."""
+    pending = await services.approvals.pending(task_id)
+    if pending is None:
+        return None
+    answer = services.approvals.approve if approve else services.approvals.reject
+    task = await answer(task_id, "mcp")
+    return {**task_json(task), "merged": False, "answered": pending.kind,
+            "approved": approve}  # fmt: skip
