@@ -73,11 +73,8 @@ class TelegramBot:
         self.outbox = Outbox(services.pool)
         self.access = Access(services.pool, settings.telegram_allowed_user_ids)
         self.updates = Updates(services, self.outbox, self.access, model_chooser(services))
-        self.sender = OutboxSender(
-            services.pool, self.application.bot, listener=services.listener, limits=limits
-        )
-        self.notifier = Notifier(services, self.outbox, owner_chats=self.owner_chats,
-                                 deliver=deliver, **(notifier or {}))  # fmt: skip
+        self.limits = limits
+        self.notifier_options = notifier or {}
         self.application.add_handler(TypeHandler(Update, self._on_update))
         self.started = asyncio.Event()
         self._stop = asyncio.Event()
@@ -104,8 +101,13 @@ class TelegramBot:
             await application.updater.start_polling(  # type: ignore[union-attr]
                 timeout=self.poll_timeout, allowed_updates=ALLOWED_UPDATES
             )
-            sending = asyncio.create_task(self.sender.run(), name="telegram:outbox")
-            notifying = asyncio.create_task(self.notifier.run(), name="telegram:notifier")
+            # New ones each run: a stopped sender or notifier stays stopped.
+            sender = OutboxSender(self.services.pool, application.bot,
+                                  listener=self.services.listener, limits=self.limits)  # fmt: skip
+            notifier = Notifier(self.services, self.outbox, owner_chats=self.owner_chats,
+                                deliver=deliver, **self.notifier_options)  # fmt: skip
+            sending = asyncio.create_task(sender.run(), name="telegram:outbox")
+            notifying = asyncio.create_task(notifier.run(), name="telegram:notifier")
             try:
                 me = application.bot.username
                 if code is not None:
@@ -117,9 +119,9 @@ class TelegramBot:
                 self.started.set()
                 await self._stop.wait()
                 await self._halt()
-                await self.notifier.stop()
+                await notifier.stop()
                 await notifying
-                await self.sender.stop()
+                await sender.stop()
                 await sending
             finally:
                 self.started.clear()
