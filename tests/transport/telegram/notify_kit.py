@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,9 @@ OWNER_CHAT = 1001
 BOUND_S = 20.0
 FAKE_LIMITS = RateLimits(per_chat_per_s=50, overall_per_s=100)
 FAST = Limits(per_chat_per_s=40, overall_per_s=80)
+# The notifier's clock unless a test names another: midday, so a test never depends on whether
+# CI runs it inside the quiet hours some fixtures set.
+MIDDAY = datetime(2026, 1, 15, 12, 0, tzinfo=timezone.utc)
 
 
 @asynccontextmanager
@@ -39,6 +43,7 @@ async def notifying(
     kw.setdefault("owner_chats", owner_chats)
     kw.setdefault("poll_s", 0.2)
     kw.setdefault("progress_s", 1.0)
+    kw.setdefault("clock", lambda: MIDDAY)
     async with Bot(TOKEN, base_url=f"{fake.url}/bot", base_file_url=f"{fake.url}/file/bot") as bot:
         outbox = Outbox(services.pool)
         sender = OutboxSender(services.pool, bot, listener=services.listener, limits=FAST)

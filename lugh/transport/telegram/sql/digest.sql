@@ -25,7 +25,8 @@ UPDATE notify_digest_lines SET sent_in = $2 WHERE id = ANY ($1::bigint[]);
 
 -- name: next_due
 -- Seconds until the next digest is due ($1 the interval), or NULL when no line waits.
-SELECT greatest(0, extract(epoch FROM min(created_at) + make_interval(secs => $1) - now()))::float8
+-- (Not greatest(0, …): that is 0 when no row waits, and the notifier would poll non-stop.)
+SELECT extract(epoch FROM min(created_at) + make_interval(secs => $1) - now())::float8
 FROM notify_digest_lines WHERE sent_in IS NULL;
 
 -- name: prune

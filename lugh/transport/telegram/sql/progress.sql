@@ -41,7 +41,8 @@ UPDATE notify_progress SET pending = NULL WHERE task_id = $1 AND chat_id = $2 AN
 
 -- name: next_due
 -- Seconds until the next throttled edit may go out, or NULL when none waits.
-SELECT greatest(0, extract(epoch FROM min(shown_at) + make_interval(secs => $1) - now()))::float8
+-- (Not greatest(0, …): that is 0 when no row waits, and the notifier would poll non-stop.)
+SELECT extract(epoch FROM min(shown_at) + make_interval(secs => $1) - now())::float8
 FROM notify_progress WHERE pending IS NOT NULL;
 
 -- name: prune
