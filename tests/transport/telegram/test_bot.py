@@ -42,6 +42,7 @@ async def test_every_command_of_the_design_answers(services, fake, repo):
         "/task add a health endpoint", "/tasks", "/status", "/status 1", "/agents",
         "/spawn reviewer reviews code", "/diff 1", "/approve 1", "/reject 1", "/why 1",
         "/retry 1", "/cancel 1", "/checkpoint before lunch", "/checkpoints", "/restore 999",
+        "/ask where is the health endpoint?", "/replay 1",
     ]  # fmt: skip
     answers = {}
     async with running_bot(services):
@@ -49,6 +50,7 @@ async def test_every_command_of_the_design_answers(services, fake, repo):
             answers[text] = (await say(fake, text)).text
 
     assert all(answers.values()), [t for t, a in answers.items() if not a]
+    assert not [t for t, a in answers.items() if "went wrong" in a]
     assert answers["/task add a health endpoint"].startswith("Queued #1")
     assert "Registered project demo" in answers[f"/project new demo {repo}"]
     assert "#1" in answers["/status 1"] and "#1" in answers["/cancel 1"]
