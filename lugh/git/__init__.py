@@ -18,6 +18,7 @@ from lugh.git.repos import (
     is_repo,
     resolve_commit,
     validate_clone_source,
+    without_credentials,
     work_tree_root,
 )
 from lugh.git.runner import GitError, GitResult, git_environment, redact_url, run
@@ -42,5 +43,6 @@ __all__ = [
     "run",
     "validate_branch_name",
     "validate_clone_source",
+    "without_credentials",
     "work_tree_root",
 ]

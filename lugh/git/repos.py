@@ -165,4 +165,23 @@ async def clone(url: str, dest: Path, *, timeout_s: float = CLONE_TIMEOUT_S) -> 
                 args=exc.command, returncode=exc.returncode, stderr=exc.stderr,
             ) from None
         raise
+    bare = without_credentials(url)
+    if bare != url:
+        # The clone's .git/config would keep the token, and agents' sandboxes can read .git.
+        # Lugh never fetches from origin again, so nothing needs it there.
+        await run("remote", "set-url", "origin", bare, cwd=dest, timeout_s=timeout_s)
     return dest
+
+
+def without_credentials(url: str) -> str:
+    """`url` without the secrets it carries: an https address loses its whole `user:password@`
+    (a token often stands where the user name goes), an ssh:// address its password."""
+    if not url.startswith(("https://", "ssh://")):
+        return url
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    if url.startswith("ssh://") and parts.username:
+        host = f"{parts.username}@{host}"
+    return parts._replace(netloc=host).geturl()

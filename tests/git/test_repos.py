@@ -159,3 +159,19 @@ async def test_a_failing_clone_never_shows_the_credentials_in_its_url(tmp_path):
     assert "s3cret" not in str(raised.value)
     assert "s3cret" not in raised.value.stderr + " ".join(raised.value.command)
     assert not (tmp_path / "dest").exists()
+
+
+@pytest.mark.parametrize(
+    ("url", "kept"),
+    [
+        ("https://owner:s3cret@github.com/o/r.git", "https://github.com/o/r.git"),
+        ("https://ghp_t0ken@github.com:443/o/r.git", "https://github.com:443/o/r.git"),
+        ("ssh://git:s3cret@example.com/r.git", "ssh://git@example.com/r.git"),
+        ("ssh://git@example.com/r.git", "ssh://git@example.com/r.git"),
+        ("https://github.com/o/r.git", "https://github.com/o/r.git"),
+        ("git@github.com:o/r.git", "git@github.com:o/r.git"),
+        ("file:///srv/r.git", "file:///srv/r.git"),
+    ],
+)
+def test_a_clone_keeps_its_origin_without_the_secrets_of_its_url(url, kept):
+    assert git.without_credentials(url) == kept
