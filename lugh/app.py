@@ -6,9 +6,9 @@ import asyncio
 import contextlib
 import os
 import signal
-from datetime import timedelta
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Protocol
 
@@ -16,6 +16,7 @@ from lugh.config import Settings
 from lugh.db.database import connect, create_pool, database
 from lugh.db.migrations import migrate
 from lugh.logs import get_logger
+from lugh.metrics import RESTARTS
 from lugh.services import Services, build_services
 
 log = get_logger("lugh.app")
@@ -97,6 +98,7 @@ async def supervise(
             log.exception(
                 "component failed; restarting", component=component.name, in_s=delay, failures=failures
             )
+            RESTARTS[component.name] += 1
             if on_restart is not None:
                 on_restart(failures)
             await asyncio.sleep(delay)

@@ -1,7 +1,7 @@
 """`/metrics`: Lugh's state in Prometheus' text format, read from the database at each scrape.
 
-Counts only (tasks by status, running agents, the outbox backlog, recent failures, dispatch
-latency against its floor), which is why the route needs no token: it is served on the MCP
+Counts only (tasks by status, running agents, the outbox backlog, recent failures, component
+restarts, dispatch latency against its floor), which is why the route needs no token: it is served on the MCP
 port, which stays on loopback unless the owner publishes it.
 """
 
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter
 from collections.abc import Iterable
 
 import asyncpg
@@ -24,6 +25,8 @@ FAILED_WINDOW_S = 3600
 # The dispatch probe costs a connection and ~20 round trips: measured at most once a minute.
 DISPATCH_EVERY_S = 60.0
 DISPATCH_SAMPLES = 10
+# How often each component of this process failed and was started again (lugh.app.supervise).
+RESTARTS: Counter[str] = Counter()
 
 
 class Metrics:
@@ -59,6 +62,11 @@ class Metrics:
         )  # fmt: skip
         lines += _family("lugh_outbox_failed", "gauge", "Telegram messages given up on.",
                          [("", outbox["failed"])])  # fmt: skip
+        lines += _family(
+            "lugh_component_restarts_total", "counter",
+            "Times a component of this process failed and was started again.",
+            [(f'component="{name}"', n) for name, n in sorted(RESTARTS.items())],
+        )  # fmt: skip
         dispatch = await self._dispatch_latency()
         if dispatch is not None:
             floor, claim = dispatch
