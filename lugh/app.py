@@ -148,7 +148,9 @@ async def open_services(settings: Settings, *, apply_migrations: bool = True) ->
                 log.info("migrations applied", migrations=[m.filename for m in applied])
         pool = await create_pool(dsn, max_size=max(10, settings.max_agents + 6))
         try:
-            hidden = [Path(p) for p in (".env",) if Path(p).is_file()]
+            # The settings files may hold every secret: agents' commands never see them.
+            files = {Path(".env").absolute(), *([settings.env_file] if settings.env_file else [])}
+            hidden = sorted(p for p in files if p.is_file())
             services = build_services(settings, pool, dsn, hidden=hidden)
             try:
                 yield services

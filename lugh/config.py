@@ -9,7 +9,14 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 Instance = Literal["dev", "staging", "prod"]
@@ -37,6 +44,9 @@ class Settings(BaseSettings):
         populate_by_name=True,
         validate_default=True,
     )
+
+    # The settings file this was read from (`load_settings`), hidden from agents' commands.
+    _env_file: Path | None = PrivateAttr(default=None)
 
     instance: Instance = Field("dev", alias="LUGH_INSTANCE")
     data_dir: Path | None = Field(None, alias="LUGH_DATA_DIR")
@@ -191,6 +201,11 @@ class Settings(BaseSettings):
         return self
 
     @property
+    def env_file(self) -> Path | None:
+        """The settings file `load_settings` read (it may hold secrets), if any."""
+        return self._env_file
+
+    @property
     def resolved_data_dir(self) -> Path:
         if self.data_dir is not None:
             return self.data_dir.expanduser()
@@ -268,6 +283,8 @@ def _sentence(error: dict[str, Any]) -> str:
 def load_settings(env_file: str | Path | None = ".env", **overrides: Any) -> Settings:
     """Read and validate the settings; raise ConfigError with one sentence per problem."""
     try:
-        return Settings(_env_file=env_file, **overrides)  # type: ignore[call-arg]
+        settings = Settings(_env_file=env_file, **overrides)  # type: ignore[call-arg]
     except ValidationError as exc:
         raise ConfigError([_sentence(e) for e in exc.errors()]) from None
+    settings._env_file = Path(env_file).absolute() if env_file is not None else None
+    return settings
