@@ -3,6 +3,7 @@ name (`lugh --env-file /etc/lugh/prod.env run`), not only ./.env."""
 
 from __future__ import annotations
 
+import secrets
 import shutil
 import tempfile
 from pathlib import Path
@@ -11,6 +12,7 @@ import pytest
 
 from lugh.app import open_services
 from lugh.config import load_settings
+from lugh.services import build_services
 
 SECRET = "sk-ant-env-file-secret-0123456789"
 
@@ -44,3 +46,33 @@ async def test_a_settings_file_named_on_the_command_line_cannot_be_read_by_a_com
     assert settings.env_file == env_file
     assert SECRET not in result.stdout + result.stderr
     assert result.exit_code != 0
+
+
+@pytest.fixture
+def server_settings_dir():
+    """/etc/lugh as scripts/install-server.sh leaves it (made for the test when missing)."""
+    path = Path("/etc/lugh")
+    made = not path.exists()
+    path.mkdir(exist_ok=True)
+    env_file = path / f"test-{secrets.token_hex(4)}.env"
+    env_file.write_text(f"ANTHROPIC_API_KEY={SECRET}\n")
+    env_file.chmod(0o640)
+    yield env_file
+    env_file.unlink()
+    if made:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+async def test_a_servers_settings_directory_cannot_be_read_by_a_command(
+    tmp_path, server_settings_dir, make_settings, pool, database
+):
+    worktree = tmp_path / "work"
+    worktree.mkdir()
+    services = build_services(make_settings(LUGH_SANDBOX="bubblewrap"), pool, database)
+
+    result = await services.sandbox.run(
+        f"cat {server_settings_dir}; ls -A /etc/lugh", cwd=worktree, timeout_s=20, env={}
+    )
+
+    assert SECRET not in result.stdout + result.stderr
+    assert server_settings_dir.name not in result.stdout

@@ -37,8 +37,11 @@ from lugh.agents.sandbox.base import (
 from lugh.agents.sandbox.environment import SAFE_PATH, command_environment
 from lugh.agents.sandbox.process import limited_shell, process_cap_mechanism, run_process
 
+# /etc/lugh holds a server's settings files (scripts/install-server.sh: root:lugh 0640, so the
+# user commands run as could read both instances' secrets).
 ALWAYS_HIDDEN = (
     "/root", "/home", "/run", "/var/run", "/etc/shadow", "/etc/gshadow", "/sys/fs/cgroup",
+    "/etc/lugh",
 )  # fmt: skip
 
 
