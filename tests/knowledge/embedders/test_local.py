@@ -63,8 +63,8 @@ async def test_one_text_alone_embeds_as_it_does_in_a_batch_short_long_or_past_th
 
 def test_one_blas_thread_holds_only_inside_its_block():
     set_local = _openblas_set_num_threads_local()
-    if set_local is None:
-        pytest.skip("numpy's BLAS here is not OpenBLAS")
+    # scripts/install.sh installs numpy from PyPI, whose wheels bundle OpenBLAS.
+    assert set_local is not None, "numpy's BLAS is not OpenBLAS: one_blas_thread does nothing"
     before = set_local(3)
     try:
         with one_blas_thread():

@@ -12,21 +12,8 @@ import structlog
 from lugh.commands.reply import Button, Code, Reply
 from lugh.logs import configure_logging
 from lugh.transport.telegram.render import deliver
-from tests.fakes.telegram import TOKEN, FakeTelegram, parse_html, utf16_len
+from tests.fakes.telegram import TOKEN, parse_html, utf16_len
 from tests.transport.telegram.botkit import BOUND_S, OWNER, make_services, running_bot, say
-
-
-@pytest.fixture
-def fake():
-    with FakeTelegram() as server:
-        yield server
-
-
-@pytest.fixture
-async def services(make_settings, fake, pool, database):
-    services = make_services(make_settings, fake, pool, database)
-    yield services
-    await services.aclose()
 
 
 async def test_help_lists_the_commands_and_the_phone_menu_is_set(services, fake):

@@ -5,24 +5,15 @@ from __future__ import annotations
 
 import pytest
 
-from tests.fakes.telegram import FakeTelegram
 from tests.transport.telegram.botkit import (
-    BOUND_S, OWNER, STRANGER, make_services, running_bot, say,
+    BOUND_S, OWNER, STRANGER, running_bot, say,
 )  # fmt: skip
 
 
-@pytest.fixture
-def fake():
-    with FakeTelegram() as server:
-        yield server
-
-
-@pytest.fixture
-async def services(make_settings, fake, pool, database, repo):
-    services = make_services(make_settings, fake, pool, database)
+@pytest.fixture(autouse=True)
+async def demo(services, repo):
+    """Every test here runs with project demo registered (and current for new chats)."""
     await services.projects.register("demo", str(repo))
-    yield services
-    await services.aclose()
 
 
 async def react(fake, message_id: int, emoji: str, **kw) -> str:

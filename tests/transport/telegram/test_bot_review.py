@@ -16,16 +16,10 @@ from lugh.transport.telegram.bot import TelegramBot
 from lugh.transport.telegram.callbacks import FORGED, STALE
 from tests.conftest import git, make_repo
 from tests.fakes.anthropic import API_KEY, FakeAnthropic, tool_use, turn
-from tests.fakes.telegram import FakeTelegram, SentMessage
+from tests.fakes.telegram import SentMessage
 from tests.transport.telegram.botkit import BOUND_S, OWNER, make_services, running_bot, say
 
 OTHER_OWNER = 3003
-
-
-@pytest.fixture
-def fake():
-    with FakeTelegram() as server:
-        yield server
 
 
 @pytest.fixture

@@ -18,12 +18,6 @@ from tests.transport.telegram.botkit import BOUND_S, OWNER, make_services, runni
 
 
 @pytest.fixture
-def fake():
-    with FakeTelegram() as server:
-        yield server
-
-
-@pytest.fixture
 def apis():
     with FakeOpenAI() as openai_api, FakeAnthropic() as anthropic_api:
         yield openai_api, anthropic_api
