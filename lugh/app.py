@@ -214,13 +214,17 @@ def build_workers(services: Services) -> Component | None:
         knowledge=services.knowledge,
         budget=budget,
     )
-    return WorkerPool(
+    workers = WorkerPool(
         services.tasks,
         executor,
         listener=services.listener,
         events=services.events,
         slots=settings.max_agents,
     )
+    # Tasks the front doors of this process create start in a free slot of this pool straight
+    # from their enqueue; the pool offers none until it runs (not under `lugh chat`).
+    services.tasks.hand_to(workers)
+    return workers
 
 
 async def prune_worktrees(services: Services) -> None:

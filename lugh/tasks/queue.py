@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import asyncpg
 
@@ -56,6 +56,24 @@ class Backoff:
         return (self.base_s, self.max_s, self.jitter)
 
 
+class LocalTaker(Protocol):
+    """A worker pool of this process that takes tasks straight from their enqueue (a WorkerPool).
+
+    `reserve_slot` holds a free slot for a task about to be enqueued (False: none free, or the
+    pool is stopping); the queue then either hands it the task, leased to `worker_id`, with
+    `take`, or gives the slot back with `unreserve_slot`.
+    """
+
+    worker_id: str
+    lease_s: float
+
+    def reserve_slot(self) -> bool: ...
+
+    def unreserve_slot(self) -> None: ...
+
+    def take(self, task: Task, last_event_id: int) -> None: ...
+
+
 class TaskQueue:
     """Tasks in Postgres: every move is one atomic statement that also records and announces it.
 
@@ -72,6 +90,12 @@ class TaskQueue:
         self.bus = bus
         self._relay_to = bus if needs_relay(bus) else None
         self._announcer = Announcer(self._send_notes)
+        self._taker: LocalTaker | None = None
+
+    def hand_to(self, taker: LocalTaker | None) -> None:
+        """Let `taker`, a pool of this process, run what is enqueued here when it has a free slot:
+        no NOTIFY wake-up, no claim round trip (None: every task goes through the queue)."""
+        self._taker = taker
 
     async def enqueue(
         self,
@@ -95,16 +119,35 @@ class TaskQueue:
         With a `dedupe_key` already used, nothing is queued and the existing task is returned.
         Inside `conn`'s transaction a bus other than Postgres is not told (the commit is the
         caller's): workers find the task at their next poll.
+        When the pool given to `hand_to` has a free slot and the task may run at once, the
+        statement hands it to that pool instead of queuing it (see sql/queue.sql `enqueue`);
+        never inside `conn`'s transaction, which the pool could not see before its commit.
         """
         args = (
             project_id, title, body, agent_id, parent_id, priority, source, dedupe_key,
             max_attempts, delay_s, json.dumps(options or {}), sorted(set(depends_on)),
         )  # fmt: skip
+        taker = self._taker
+        if conn is not None or delay_s > 0 or (options or {}).get("paused"):
+            taker = None
+        if taker is not None and not taker.reserve_slot():
+            taker = None
+        hand = (taker.worker_id, taker.lease_s) if taker is not None else (None, 0.0)
         db = conn if conn is not None else self.pool
+        row = None
         try:
-            row = await db.fetchrow(Q.enqueue, *args)
+            row = await db.fetchrow(Q.enqueue, *args, *hand)
         except asyncpg.ForeignKeyViolationError as exc:
             raise _missing_reference(exc, project_id, agent_id, parent_id) from None
+        finally:
+            # A hand-off committed but cut short here (cancelled, or the process dying) leaves
+            # the task running under a lease nobody renews: the sweeper requeues it once the
+            # lease expires, as it does for any claim whose worker vanished.
+            handed = row is not None and row["status"] == TaskStatus.RUNNING.value
+            if taker is not None and not handed:
+                taker.unreserve_slot()
+        if taker is not None and row is not None and handed:
+            taker.take(Task.from_row(row), row["last_event_id"])
         if row is not None and conn is None:
             await self._relay(row)
         if row is None:  # the dedupe key is taken

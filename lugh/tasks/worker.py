@@ -42,6 +42,15 @@ class Slot:
     check: bool = False  # renew (and so verify) the lease at the next look, not at its time
     stop_reason: str | None = None  # why we cancelled the executor, when we did
     release: bool = False  # give the task back to the queue once the executor has stopped
+    since_event: int = 0  # events up to this id were known when the slot started
+
+    def moved_by(self, note: dict[str, object]) -> bool:
+        """Whether a note (of a move out of `running`) is about this slot's task, and newer
+        than the slot: a hand-off's own `queued` event is not."""
+        event_id = note.get("id")
+        return note.get("task_id") == self.task.id and (
+            not isinstance(event_id, int) or event_id > self.since_event
+        )
 
     @property
     def key(self) -> tuple[int, int]:
@@ -55,7 +64,9 @@ class WorkerPool:
     A slot is an executor running. One loop claims into every free slot in one statement, one
     records how executors ended (their completions in one statement, the slot already free for
     the next task), one renews every lease in one statement: under load, claims and completions
-    batch themselves; idle, a NOTIFY wakes one query, not N.
+    batch themselves; idle, a NOTIFY wakes one query, not N. Given to its queue's `hand_to`,
+    it also takes tasks enqueued in this process straight from their enqueue statement into a
+    free slot (`reserve_slot`, `take`): no wake-up, no claim.
     `stop()` claims nothing more, gives running tasks `grace_s` to finish, then cancels them and
     releases them to the queue for another worker. Expired leases of any worker are swept here.
     """
@@ -93,6 +104,9 @@ class WorkerPool:
         self._running: dict[tuple[int, int], Slot] = {}  # leased here: executing or ending
         self._held: dict[int, int] = {}  # how many of `_running` each task id has
         self._executing = 0
+        self._reserved = 0  # slots held for tasks being enqueued in this process
+        self._claiming = 0  # slots a claim in flight may fill
+        self.serving = asyncio.Event()  # run() has made its first claim: slots may be reserved
         self._wake = asyncio.Event()
         self._full = False  # the last claim filled every slot: the queue may hold more
         self._finished: list[Slot] = []  # executors done, outcome not yet recorded
@@ -111,8 +125,32 @@ class WorkerPool:
 
     @property
     def idle(self) -> bool:
-        """No task is held: none running, none whose end is still being recorded."""
+        """No task is held: none running, none whose end is still being recorded, no slot
+        reserved for a task being enqueued."""
         return self._idle.is_set()
+
+    def reserve_slot(self) -> bool:
+        """Hold a free slot for a task this process is enqueuing; False when none is free or the
+        pool is not serving (not started, or stopping)."""
+        if not self.serving.is_set() or self._stopping:
+            return False
+        if self._executing + self._reserved + self._claiming >= self.slots:
+            return False
+        self._reserved += 1
+        self._idle.clear()
+        return True
+
+    def unreserve_slot(self) -> None:
+        """The task was queued after all: the slot is free again."""
+        self._reserved -= 1
+        self._settle()
+        if self._full:  # a wake-up found no free slot while this one was held: look again
+            self._wake.set()
+
+    def take(self, task: Task, last_event_id: int) -> None:
+        """Run a task its enqueue handed to this pool, leased to it, in the slot reserved for it."""
+        self._reserved -= 1
+        self._start(task, since_event=last_event_id)
 
     async def run(self) -> None:
         unsubscribe = []
@@ -133,6 +171,7 @@ class WorkerPool:
             while not self._stopping:
                 self._wake.clear()
                 idle_s = await self._fill_slots()
+                self.serving.set()
                 await wait_event(self._wake, idle_s)
             await self._drained.wait()
         finally:
@@ -166,13 +205,19 @@ class WorkerPool:
     async def _fill_slots(self) -> float:
         """Claim into the free slots; return how long to wait before looking again."""
         self._full = False
-        free = self.slots - self._executing
+        free = self.slots - self._executing - self._reserved
         if self._stopping or free <= 0:
             self._full = free <= 0
             return self.poll_s
         try:
             async with self._claims.use() as conn:
-                claimed = await self.queue.claim_many(self.worker_id, self.lease_s, free, conn=conn)
+                self._claiming = free
+                try:
+                    claimed = await self.queue.claim_many(
+                        self.worker_id, self.lease_s, free, conn=conn
+                    )
+                finally:
+                    self._claiming = 0
                 for task in claimed:
                     self._start(task)
                 if len(claimed) == free:
@@ -186,8 +231,9 @@ class WorkerPool:
             return self.poll_s
         return self.poll_s if due is None else min(self.poll_s, max(due, 0.01))
 
-    def _start(self, task: Task) -> None:
+    def _start(self, task: Task, *, since_event: int = 0) -> None:
         slot = Slot(task, TaskContext(task, self.queue, self.events, self.lease_s))
+        slot.since_event = since_event
         if self._stopping:  # stop() came while the claim was in flight
             slot.stop_reason, slot.release = "the worker is stopping", True
             self._hold(slot)
@@ -305,7 +351,10 @@ class WorkerPool:
             left = self._held.pop(slot.task.id) - 1
             if left:
                 self._held[slot.task.id] = left
-        if not self._running:
+        self._settle()
+
+    def _settle(self) -> None:
+        if not self._running and not self._reserved:
             self._idle.set()
 
     async def _keep_leases(self) -> None:
@@ -352,14 +401,16 @@ class WorkerPool:
             slots = list(self._running.values())  # notifications were lost: check every lease
         else:
             # Only a move of a task held here can mean its lease is gone (cancelled, requeued).
-            moved = {
-                note.get("task_id")
+            moved = [
+                note
                 for note in parse_notes(payload)
                 if note.get("kind") in LEASE_ENDING and note.get("task_id") in self._held
-            }
+            ]
             if not moved:
                 return
-            slots = [s for s in self._running.values() if s.task.id in moved]
+            slots = [
+                s for s in self._running.values() if any(s.moved_by(note) for note in moved)
+            ]
         for slot in slots:
             slot.check = True
         if slots:

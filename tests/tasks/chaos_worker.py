@@ -1,9 +1,10 @@
 """A worker process for the chaos tests, killed and paused by them.
 
-python -m tests.tasks.chaos_worker DSN --slots N --lease S --work S
+python -m tests.tasks.chaos_worker DSN --slots N --lease S --work S [--enqueue N --project P]
 
 Its executor writes one `effects` row per task, fenced by the lease token and idempotent, so a
-worker that lost its lease or a task run twice leaves no second effect.
+worker that lost its lease or a task run twice leaves no second effect. With --enqueue it also
+enqueues tasks itself, as `lugh run`'s front doors do, so they are handed to its own pool.
 """
 
 from __future__ import annotations
@@ -59,6 +60,8 @@ async def main() -> None:
     parser.add_argument("--deaf", action="store_true", help="no LISTEN: learn nothing by NOTIFY")
     parser.add_argument("--work", type=float, default=0.002)
     parser.add_argument("--announce", action="store_true", help="say 'working', work --work s")
+    parser.add_argument("--enqueue", type=int, default=0, help="tasks to enqueue here, once")
+    parser.add_argument("--project", type=int, default=1)
     args = parser.parse_args()
     configure_logging("warning", "json")
 
@@ -79,7 +82,11 @@ async def main() -> None:
     )
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    queue.hand_to(workers)
     running = [asyncio.create_task(c.run()) for c in (listener, workers) if c is not None]
+    await workers.serving.wait()
+    for i in range(args.enqueue):
+        await queue.enqueue(args.project, f"enqueued by worker {i}", max_attempts=999)
     await stop.wait()
     await workers.stop()
     for task in running:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import random
 import signal
@@ -16,7 +17,7 @@ import pytest
 
 from lugh.tasks import Events, TaskQueue, TaskStatus
 
-from .conftest import WAIT_S
+from .conftest import WAIT_S, wait_for_statuses
 
 REPO = Path(__file__).resolve().parents[2]
 APP_NAME = "lugh-chaos-worker"
@@ -124,3 +125,50 @@ async def test_a_worker_paused_past_its_lease_has_its_late_completion_refused(
         assert await queue.complete(task.id, mine.lease_token, "done")
     finally:
         await kill(worker)
+
+
+async def test_tasks_handed_to_a_worker_killed_before_it_ran_them_are_run_by_another(
+    pool: asyncpg.Pool, events: Events, database: str, project_id, effects
+):
+    n = 4
+    # It enqueues them itself, so they go straight to its own free slots, and it holds them
+    # (deaf: no wake-up makes it claim meanwhile, which would keep a slot from the hand-off).
+    first = await spawn_worker(
+        database, "--slots", str(n), "--lease", "1", "--work", "60", "--announce", "--deaf",
+        "--enqueue", str(n), "--project", str(project_id),
+    )  # fmt: skip
+    second = None
+    try:
+        async def all_working() -> set[int]:
+            working: set[int] = set()
+            async with events.subscribe(after_id=0) as feed:
+                async for event in feed:
+                    if event.kind == "working":
+                        working.add(event.task_id)
+                    if len(working) == n:
+                        return working
+
+        handed = await asyncio.wait_for(all_working(), WAIT_S)
+        await kill(first)
+        second = await spawn_worker(database, "--slots", str(n), "--lease", "1")
+        await wait_for_statuses(events, {task_id: "done" for task_id in handed})
+    finally:
+        await kill(first)
+        if second is not None:
+            await kill(second)
+
+    runs = await pool.fetch(
+        "SELECT task_id, data FROM task_events WHERE kind = 'running' ORDER BY id"
+    )
+    first_runs = {}
+    for r in runs:
+        first_runs.setdefault(r["task_id"], json.loads(r["data"]))
+    assert set(first_runs) == handed
+    for data in first_runs.values():
+        assert data["handed_off"] is True and f":{first.pid}:" in data["worker"]
+    done = await pool.fetch("SELECT task_id FROM task_events WHERE kind = 'done'")
+    assert sorted(r["task_id"] for r in done) == sorted(handed)
+    tokens = await pool.fetch(
+        "SELECT e.token = t.lease_token AS fenced FROM effects e JOIN tasks t ON t.id = e.task_id"
+    )
+    assert len(tokens) == n and all(r["fenced"] for r in tokens)

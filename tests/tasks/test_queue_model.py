@@ -7,12 +7,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 from hypothesis.stateful import run_state_machine_as_test
 
-from lugh.tasks import Backoff, IllegalTransition, TaskQueue, TaskStatus
+from lugh.tasks import Backoff, IllegalTransition, Task, TaskQueue, TaskStatus
 
 S = TaskStatus
 LEASE_S = 60.0
@@ -40,17 +40,37 @@ class World:
     def ids(self, *statuses: TaskStatus) -> list[int]:
         return [i for i, t in self.tasks.items() if not statuses or t.status in statuses]
 
+    def ready(self, deps: frozenset[int]) -> bool:
+        return all(self.tasks[d].status is S.DONE for d in deps)
+
     def claimable(self) -> int | None:
-        ready = [
-            i
-            for i, t in self.tasks.items()
-            if t.status is S.QUEUED and all(self.tasks[d].status is S.DONE for d in t.deps)
-        ]
+        ready = [i for i, t in self.tasks.items() if t.status is S.QUEUED and self.ready(t.deps)]
         return min(ready, key=lambda i: (-self.tasks[i].priority, i), default=None)
 
     def move(self, task_id: int, to: TaskStatus) -> None:
         self.tasks[task_id].status = to
         self.tasks[task_id].events += 1
+
+
+class OneSlot:
+    """A pool of this process with one slot, free or not, that keeps what it is handed."""
+
+    worker_id = "here"
+
+    def __init__(self) -> None:
+        self.free = False
+        self.lease_s = LEASE_S
+        self.taken: list[Task] = []
+
+    def reserve_slot(self) -> bool:
+        reserved, self.free = self.free, False
+        return reserved
+
+    def unreserve_slot(self) -> None:
+        self.free = True
+
+    def take(self, task: Task, last_event_id: int) -> None:
+        self.taken.append(task)
 
 
 async def open_pool(dsn: str) -> asyncpg.Pool:
@@ -70,6 +90,8 @@ class QueueMachine(RuleBasedStateMachine):
         )
         self.queue = TaskQueue(self.pool, backoff=Backoff(base_s=0, max_s=0, jitter=0))
         self.world = World()
+        self.slot = OneSlot()
+        self.queue.hand_to(self.slot)
 
     def run(self, coro: Any) -> Any:
         return self.loop.run_until_complete(coro)
@@ -87,21 +109,41 @@ class QueueMachine(RuleBasedStateMachine):
         max_attempts=st.integers(1, 3),
         key=st.sampled_from([None, None, "a", "b"]),
         dep_picks=st.lists(picks, max_size=2),
+        slot_free=st.booleans(),
+        expired=st.booleans(),
     )
-    def enqueue(self, priority, max_attempts, key, dep_picks):
+    def enqueue(self, priority, max_attempts, key, dep_picks, slot_free, expired):
         ids = self.world.ids()
         deps = frozenset(ids[n % len(ids)] for n in dep_picks) if ids else frozenset()
+        self.slot.free, self.slot.taken = slot_free, []
+        self.slot.lease_s = EXPIRED_S if expired else LEASE_S
         enqueued = self.queue.enqueue(
             1, "t", priority=priority, max_attempts=max_attempts, dedupe_key=key, depends_on=deps
         )
         task = self.run(enqueued)
         if key in self.world.keys:
             assert task.id == self.world.keys[key]
+            assert not self.slot.taken and self.slot.free is slot_free  # the slot given back
             return
-        assert task.id not in self.world.tasks and task.status is S.QUEUED
-        self.world.tasks[task.id] = Model(S.QUEUED, priority, max_attempts, deps)
+        waiting = self.world.claimable()
+        handed = (
+            slot_free
+            and self.world.ready(deps)
+            and (waiting is None or self.world.tasks[waiting].priority < priority)
+        )
+        assert task.id not in self.world.tasks
+        m = Model(S.QUEUED, priority, max_attempts, deps)
+        self.world.tasks[task.id] = m
         if key is not None:
             self.world.keys[key] = task.id
+        event("enqueue: handed off" if handed else "enqueue: queued")
+        if not handed:
+            assert task.status is S.QUEUED and not self.slot.taken and self.slot.free is slot_free
+            return
+        assert task.status is S.RUNNING and self.slot.taken == [task] and not self.slot.free
+        assert (task.attempts, task.lease_owner) == (1, "here") and task.lease_token > 0
+        m.attempts, m.token, m.expired = 1, task.lease_token, expired
+        self.world.move(task.id, S.RUNNING)
 
     @rule(expired=st.booleans())
     def claim(self, expired):

@@ -9,13 +9,37 @@
 
 -- name: enqueue
 -- $1 project, $2 title, $3 body, $4 agent, $5 parent, $6 priority, $7 source, $8 dedupe key,
--- $9 max attempts, $10 delay seconds, $11 options, $12 dependencies
-WITH task AS (
+-- $9 max attempts, $10 delay seconds, $11 options, $12 dependencies, $13 the worker of this
+-- process that has a slot reserved for the task (NULL: none), $14 its lease seconds.
+-- With a worker, a task that is claimable at once and that no claimable queued task of the same
+-- or a higher priority waits ahead of is handed to it: inserted `running`, leased to it (a fresh
+-- fencing token, attempt 1), both its events written, and no `lugh_tasks` wake-up. Otherwise it
+-- is queued and NOTIFYed. The commit stays durable either way: the owner was told it exists.
+WITH handoff AS (
+    SELECT $13::text IS NOT NULL AND $10::float8 <= 0 AND NOT $11::jsonb ? 'paused'
+       AND NOT EXISTS (
+           SELECT 1 FROM tasks dep WHERE dep.id = ANY($12::bigint[]) AND dep.status <> 'done')
+       AND NOT EXISTS (
+           SELECT 1 FROM tasks t
+           WHERE t.status = 'queued' AND t.priority >= $6::smallint AND t.run_after <= now()
+             AND NOT EXISTS (
+                 SELECT 1 FROM task_dependencies d JOIN tasks dep ON dep.id = d.depends_on_id
+                 WHERE d.task_id = t.id AND dep.status <> 'done')) AS handed
+), task AS (
     INSERT INTO tasks (project_id, title, body, agent_id, parent_id, priority, source,
-                       dedupe_key, max_attempts, run_after, options)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9,
-            now() + make_interval(secs => $10::float8), $11::jsonb)
-    ON CONFLICT (dedupe_key) DO NOTHING
+                       dedupe_key, max_attempts, run_after, options,
+                       status, attempts, lease_token, lease_owner, lease_expires_at, started_at)
+    SELECT $1::bigint, $2::text, $3::text, $4::bigint, $5::bigint, $6::smallint, $7::text,
+           $8::text, $9::integer,
+           now() + make_interval(secs => $10::float8), $11::jsonb,
+           CASE WHEN handed THEN 'running' ELSE 'queued' END,
+           CASE WHEN handed THEN 1 ELSE 0 END,
+           CASE WHEN handed THEN (extract(epoch FROM now()) * 1e6)::bigint ELSE 0 END,
+           CASE WHEN handed THEN $13::text END,
+           CASE WHEN handed THEN now() + make_interval(secs => $14::float8) END,
+           CASE WHEN handed THEN now() END
+    FROM handoff
+    ON CONFLICT (dedupe_key) WHERE dedupe_key IS NOT NULL DO NOTHING
     RETURNING *
 ), deps AS (
     INSERT INTO task_dependencies (task_id, depends_on_id)
@@ -23,15 +47,29 @@ WITH task AS (
     RETURNING depends_on_id
 ), event AS (
     INSERT INTO task_events (task_id, kind, data)
-    SELECT id, 'queued', jsonb_build_object('source', source, 'priority', priority) FROM task
+    SELECT task.id, step.kind, CASE step.kind
+        WHEN 'queued' THEN jsonb_build_object('source', task.source, 'priority', task.priority)
+        ELSE jsonb_build_object('from', 'queued', 'attempt', task.attempts,
+                                'worker', task.lease_owner, 'handed_off', true) END
+    FROM task CROSS JOIN (VALUES (1, 'queued'), (2, 'running')) AS step(n, kind)
+    WHERE step.kind = 'queued' OR task.status = 'running'
+    ORDER BY step.n
     RETURNING id, task_id, kind,
               json_build_object('id', id, 'task_id', task_id, 'kind', kind)::text AS note
+), notes AS (  -- one notification for both events of a hand-off
+    SELECT max(id) AS last_event_id,
+           CASE WHEN count(*) = 1 THEN min(note)
+                ELSE '[' || string_agg(note, ',' ORDER BY id) || ']' END AS note
+    FROM event
 )
 SELECT task.*,
        ARRAY(SELECT depends_on_id FROM deps ORDER BY 1) AS depends_on,
-       task.id::text AS task_note, pg_notify('lugh_tasks', task.id::text)::text AS notified_task,
-       event.note AS event_note, pg_notify('lugh_events', event.note)::text AS notified
-FROM task JOIN event ON event.task_id = task.id;
+       notes.last_event_id,
+       CASE WHEN task.status = 'queued' THEN task.id::text END AS task_note,
+       CASE WHEN task.status = 'queued'
+            THEN pg_notify('lugh_tasks', task.id::text)::text END AS notified_task,
+       notes.note AS event_note, pg_notify('lugh_events', notes.note)::text AS notified
+FROM task CROSS JOIN notes;
 
 -- name: by_dedupe_key
 SELECT t.*, ARRAY(SELECT depends_on_id FROM task_dependencies
