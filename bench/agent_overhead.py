@@ -152,6 +152,12 @@ class TimedSandbox:
         finally:
             self.runs.append(time.perf_counter() - started)
 
+    def prepare(self, cwd: Path, env: Any) -> None:
+        self.inner.prepare(cwd, env)
+
+    async def release(self, cwd: Path, env: Any) -> None:
+        await self.inner.release(cwd, env)
+
     async def check(self) -> Any:
         return await self.inner.check()
 
@@ -188,18 +194,21 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
 
 
-async def step_overhead(work: Path, steps: int, sandbox: str) -> dict[str, Any]:
+async def step_overhead(work: Path, steps: int, sandbox: str, ahead: bool) -> dict[str, Any]:
+    """The step half; `ahead`: the run's sandboxes are built ahead of their commands, as
+    AgentExecutor has them (otherwise each is built when its command comes)."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for tests.fakes
     from lugh.agents.budget import Budget
     from lugh.agents.files import WorktreeFiles
     from lugh.agents.loop import AgentLoop, RunSpec, RunStore
     from lugh.agents.sandbox import make_sandbox
-    from lugh.agents.tools import WORK_TOOLS, ToolBox
+    from lugh.agents.tools import COMMAND_ENV, WORK_TOOLS, ToolBox
     from lugh.config import DEFAULT_MODEL
     from lugh.llm import AnthropicChat
     from lugh.tasks import TaskContext
     from tests.fakes.anthropic import API_KEY
 
+    work = work / ("steps-ahead" if ahead else "steps-now")
     repo = work / "steps-repo"
     repo.mkdir(parents=True)
     (repo / "app.py").write_text('def greet(name):\n    return "Hello, " + name\n' * 50)
@@ -240,8 +249,14 @@ async def step_overhead(work: Path, steps: int, sandbox: str) -> dict[str, Any]:
                     spec = RunSpec("work", DEFAULT_MODEL, "You are a benchmark.", "Go.", WORK_TOOLS)
                     budget = Budget(max_steps=steps + 10, max_wall_s=3600, max_cost_usd=1e9,
                                     max_tokens=10**12)  # fmt: skip
-                    outcome = await loop.run(task, TaskContext(task, queue, None, 3600), tools,
-                                             spec, budget)  # fmt: skip
+                    if ahead:
+                        commands.prepare(wt.path, COMMAND_ENV)
+                    try:
+                        outcome = await loop.run(task, TaskContext(task, queue, None, 3600),
+                                                 tools, spec, budget)  # fmt: skip
+                    finally:
+                        if ahead:
+                            await commands.release(wt.path, COMMAND_ENV)
                 finally:
                     await chat.aclose()
             finally:
@@ -268,6 +283,7 @@ async def step_overhead(work: Path, steps: int, sandbox: str) -> dict[str, Any]:
     return {
         "steps": len(ms),
         "sandbox": sandbox,
+        "sandbox_built": "ahead of its command" if ahead else "when its command comes",
         "overhead_p50_ms": round(statistics.median(ms), 2),
         "overhead_p99_ms": round(p99, 2),
         "overhead_max_ms": round(max(ms), 2),
@@ -294,12 +310,20 @@ async def main(argv: list[str] | None = None) -> None:
     if args.keep:
         args.keep.mkdir(parents=True, exist_ok=True)
         worktree = await worktree_overhead(args.keep, args.files, args.runs)
-        step = await step_overhead(args.keep, args.steps, args.sandbox)
+        step = await step_overhead(args.keep, args.steps, args.sandbox, True)
+        step_now = await step_overhead(args.keep, args.steps, args.sandbox, False)
     else:
         with tempfile.TemporaryDirectory(prefix="lugh-bench-") as tmp:
             worktree = await worktree_overhead(Path(tmp), args.files, args.runs)
-            step = await step_overhead(Path(tmp), args.steps, args.sandbox)
-    result = {"bench": "agent_overhead", "worktree": worktree, "step": step}
+            step = await step_overhead(Path(tmp), args.steps, args.sandbox, True)
+            step_now = await step_overhead(Path(tmp), args.steps, args.sandbox, False)
+    result = {
+        "bench": "agent_overhead", "worktree": worktree, "step": step,
+        "step_sandbox_built_per_command": step_now,
+        "p99_ahead_vs_per_command": round(
+            step["overhead_p99_ms"] / step_now["overhead_p99_ms"], 2
+        ),
+    }  # fmt: skip
     print(json.dumps(result, ensure_ascii=False))
     sys.stdout.flush()
 

@@ -41,7 +41,7 @@ from lugh.agents.plan import (
 )
 from lugh.agents.review import ReviewService
 from lugh.agents.sandbox import Sandbox
-from lugh.agents.tools import WORK_TOOLS, KnowledgeSearch, ToolBox
+from lugh.agents.tools import COMMAND_ENV, WORK_TOOLS, KnowledgeSearch, ToolBox
 from lugh.agents.worktrees import Worktree, WorktreeManager
 from lugh.db import queries
 from lugh.errors import NotFound, UserError
@@ -126,7 +126,13 @@ class AgentExecutor:
         async def spec() -> RunSpec:  # only when no run is open to go on with
             return await self._spec(task, project, agent, wt, tools, plan, planning)
 
-        outcome = await self.loop.run(task, ctx, tools, spec, budget, gate=gate)
+        if not planning:  # a plan is made read-only: no commands
+            self.sandbox.prepare(wt.path, COMMAND_ENV)
+        try:
+            outcome = await self.loop.run(task, ctx, tools, spec, budget, gate=gate)
+        finally:
+            if not planning:
+                await self.sandbox.release(wt.path, COMMAND_ENV)
         return await self._conclude(task, ctx, wt, outcome)
 
     async def _conclude(

@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, Protocol
 
 import asyncpg
@@ -153,6 +154,9 @@ SPECS: dict[str, ToolSpec] = {spec.name: spec for spec in (
 )}  # fmt: skip
 
 WORK_TOOLS = tuple(SPECS)
+# What run_command adds to the sandbox's fixed environment: nothing (and the same for every
+# command of a run, so the executor can have their sandbox built ahead).
+COMMAND_ENV: Mapping[str, str] = MappingProxyType({})
 
 
 class KnowledgeSearch(Protocol):
@@ -305,7 +309,7 @@ class ToolBox:
         if name == "run_command":
             timeout = args.get("timeout_s", COMMAND_TIMEOUT_S)
             ran = await self.sandbox.run(
-                args["command"], cwd=self.worktree, timeout_s=timeout, env={}
+                args["command"], cwd=self.worktree, timeout_s=timeout, env=COMMAND_ENV
             )
             return ran.render()  # a failing command is a result too: its exit code says so
         if name == "query_knowledge":

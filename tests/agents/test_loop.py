@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 
 from lugh.agents.budget import Budget
@@ -19,6 +20,7 @@ from lugh.agents.executor import AgentExecutor
 from lugh.agents.loop import LeaseLost, RunSpec, RunStore
 from lugh.agents.review import ReviewService
 from lugh.agents.sandbox import make_sandbox
+from lugh.agents.sandbox.bubblewrap import READ_COMMAND
 from lugh.agents.worktrees import WorktreeManager
 from lugh.config import DEFAULT_MODEL
 from lugh.knowledge.embedders.openai import OpenAIEmbedder
@@ -339,6 +341,17 @@ async def test_a_command_runs_sandboxed_in_the_worktree_and_its_output_comes_bac
     assert "--- stderr ---\nerr" in result["content"]
     call = (await stack.history(task.id, "tool_call"))[0]
     assert call.data["risk"] == "runs_commands"
+    assert not waiting_sandboxes(), "the run's sandbox built ahead outlived it"
+
+
+def waiting_sandboxes() -> list[psutil.Process]:
+    """Sandboxes built ahead for a command that never came, among this process's children."""
+    waiting = []
+    for child in psutil.Process().children(recursive=True):
+        with contextlib.suppress(psutil.NoSuchProcess):
+            if READ_COMMAND in child.cmdline() and child.status() != psutil.STATUS_ZOMBIE:
+                waiting.append(child)
+    return waiting
 
 
 async def test_remember_stores_a_memory_and_query_knowledge_says_the_base_is_empty(stack, fake):

@@ -14,7 +14,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,8 +62,10 @@ class Scene:
         return [attempts[n] for n in numbers]
 
 
-@pytest.fixture
-def scene() -> Iterator[Scene]:
+# Every attempt is made twice: in a sandbox built for the command, and in one built ahead of it
+# (a run's commands get those: the sandbox waits, its shell reading the command from stdin).
+@pytest.fixture(params=["built for the command", "built ahead"])
+async def scene(request: pytest.FixtureRequest) -> AsyncIterator[Scene]:
     base = Path(tempfile.mkdtemp(prefix="lugh-escape-", dir="/var/tmp"))
     try:
         repo = make_repo(base / "repo", {"README.md": "# demo\n", "src/app.py": "print('hi')\n"})
@@ -77,7 +79,13 @@ def scene() -> Iterator[Scene]:
         outside = base / "outside.txt"
         outside.write_text("untouched\n")
         sandbox = BubblewrapSandbox(limits=LIMITS, hidden=[data, dotenv])
-        yield Scene(base, repo, data, worktree, dotenv, outside, sandbox)
+        ahead = request.param == "built ahead"
+        if ahead:
+            sandbox.prepare(worktree, {})
+        try:
+            yield Scene(base, repo, data, worktree, dotenv, outside, sandbox)
+        finally:
+            await sandbox.close()
     finally:
         shutil.rmtree(base, ignore_errors=True)
 

@@ -91,5 +91,14 @@ class Sandbox(Protocol):
         """Run `command` with `/bin/sh -c` in `cwd` (the worktree root, the only writable place)."""
         ...
 
+    def prepare(self, cwd: Path, env: Mapping[str, str]) -> None:
+        """Commands will run in `cwd` with `env` until `release`: a sandbox may be made ready
+        for them ahead of time (bubblewrap does)."""
+        ...
+
+    async def release(self, cwd: Path, env: Mapping[str, str]) -> None:
+        """No more commands in `cwd` for the run that prepared it."""
+        ...
+
     async def check(self) -> SandboxCheck:
         ...

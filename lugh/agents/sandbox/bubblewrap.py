@@ -20,12 +20,14 @@ Needs bubblewrap ≥ 0.8.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
 import stat
 import tempfile
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from lugh.agents.sandbox.base import (
@@ -35,7 +37,8 @@ from lugh.agents.sandbox.base import (
     SandboxError,
 )
 from lugh.agents.sandbox.environment import SAFE_PATH, command_environment
-from lugh.agents.sandbox.process import limited_shell, process_cap_mechanism, run_process
+from lugh.agents.sandbox.process import CommandProcess, limited_shell, process_cap_mechanism
+from lugh.agents.sandbox.warm import WarmSandboxes
 
 # /etc/lugh holds a server's settings files (scripts/install-server.sh: root:lugh 0640, so the
 # user commands run as could read both instances' secrets).
@@ -43,6 +46,10 @@ ALWAYS_HIDDEN = (
     "/root", "/home", "/run", "/var/run", "/etc/shadow", "/etc/gshadow", "/sys/fs/cgroup",
     "/etc/lugh",
 )  # fmt: skip
+# The shell of a sandbox built ahead: it waits for its command on stdin (sent with an "x" after
+# it, which `${c%x}` takes off again), then becomes that command's `/bin/sh -c`. Its stdin stays
+# at end-of-file for the command, as /dev/null is for one started with its command.
+READ_COMMAND = 'c=$(cat) && exec /bin/sh -c "${c%x}"'
 
 
 class BubblewrapSandbox:
@@ -58,11 +65,49 @@ class BubblewrapSandbox:
         self.allow_uncapped_root = allow_uncapped_root
         self.hidden = [*ALWAYS_HIDDEN, *(os.fspath(p) for p in hidden)]
         self.bwrap = bwrap
+        self._ahead = WarmSandboxes(self._build_ahead)  # type: ignore[arg-type]
 
     async def run(
         self, command: str, *, cwd: Path, timeout_s: float, env: Mapping[str, str]
     ) -> CommandResult:
-        """Run `command` in the sandbox with `cwd` (a worktree root) as the only writable place."""
+        """Run `command` in the sandbox with `cwd` (a worktree root) as the only writable place:
+        in the one built ahead for it (see `prepare`), or in one built now."""
+        limited_shell(command, self.limits)  # refused (empty, NUL) before any sandbox is used
+        key = (os.path.realpath(cwd), tuple(sorted(command_environment(env).items())))
+        waiting = await self._ahead.take(key)
+        if waiting is None:
+            return await self._run_now(command, cwd, timeout_s, env)
+        try:
+            return await waiting.run(command, timeout_s)
+        finally:
+            self._ahead.refill(key)
+
+    def prepare(self, cwd: Path, env: Mapping[str, str]) -> None:
+        """Commands will run in `cwd` with `env`: keep a sandbox built for them ahead (until
+        `release`), so a command does not wait for bubblewrap to build one (see warm.py)."""
+        key = (os.path.realpath(cwd), tuple(sorted(command_environment(env).items())))
+        self._ahead.prepare(key)
+
+    async def release(self, cwd: Path, env: Mapping[str, str]) -> None:
+        """No more commands in `cwd` for the run that prepared it: the waiting sandbox goes."""
+        key = (os.path.realpath(cwd), tuple(sorted(command_environment(env).items())))
+        await self._ahead.release(key)
+
+    async def close(self) -> None:
+        await self._ahead.close()
+
+    async def _run_now(
+        self, command: str, cwd: Path, timeout_s: float, env: Mapping[str, str]
+    ) -> CommandResult:
+        started = time.monotonic()
+        built = await self._build(cwd, env, command)
+        return await built.finish(timeout_s, since=started)
+
+    async def _build_ahead(self, key: tuple[str, tuple[tuple[str, str], ...]]) -> Built:
+        return await self._build(Path(key[0]), dict(key[1]), None)
+
+    async def _build(self, cwd: Path, env: Mapping[str, str], command: str | None) -> Built:
+        """Start the sandbox, running `command`, or (None) a shell that reads it from stdin."""
         worktree = os.path.realpath(cwd)
         if not os.path.isdir(worktree):
             raise SandboxError(f"The command was not run because {worktree} is not a directory.")
@@ -81,25 +126,27 @@ class BubblewrapSandbox:
         status_read, status_write = os.pipe()
         try:
             argv = self.argv(
-                command, worktree, environment, status_write, hidden_dirs, hidden_files
-            )
-            try:
-                result = await run_process(
-                    argv, cwd=Path(worktree), env={"PATH": SAFE_PATH}, timeout_s=timeout_s,
-                    output_bytes=self.limits.output_bytes, max_processes=self.limits.processes,
-                    allow_uncapped_root=self.allow_uncapped_root, pass_fds=(status_write,),
-                )
-            except FileNotFoundError:
-                raise self._unavailable(f"{self.bwrap} is not installed") from None
-            except OSError as exc:
-                raise self._unavailable(f"{self.bwrap}: {exc.strerror or exc}") from None
-        finally:
-            os.close(status_write)
-            status = _read_available(status_read)
+                READ_COMMAND if command is None else command,
+                worktree, environment, status_write, hidden_dirs, hidden_files,
+            )  # fmt: skip
+            process = await CommandProcess.start(
+                argv, cwd=Path(worktree), env={"PATH": SAFE_PATH},
+                output_bytes=self.limits.output_bytes, max_processes=self.limits.processes,
+                allow_uncapped_root=self.allow_uncapped_root, pass_fds=(status_write,),
+                stdin=command is None,
+            )  # fmt: skip
+        except FileNotFoundError:
             os.close(status_read)
-        if not (result.timed_out or result.stopped) and b'"child-pid"' not in status:
-            raise self._unavailable(_bwrap_reason(result.stderr))
-        return result
+            raise self._unavailable(f"{self.bwrap} is not installed") from None
+        except OSError as exc:
+            os.close(status_read)
+            raise self._unavailable(f"{self.bwrap}: {exc.strerror or exc}") from None
+        except BaseException:
+            os.close(status_read)
+            raise
+        finally:
+            os.close(status_write)  # bwrap has its own copy
+        return Built(process, status_read, self._unavailable)
 
     async def check(self) -> SandboxCheck:
         """Start a trivial sandbox with the real mounts; say whether, and how well, it works."""
@@ -158,6 +205,50 @@ class BubblewrapSandbox:
             "Lugh never runs commands unsandboxed unless LUGH_SANDBOX=none is set, "
             "so install bubblewrap or allow user namespaces."
         )
+
+
+class Built:
+    """A started sandbox: its process, and bwrap's report of having built it."""
+
+    def __init__(
+        self, process: CommandProcess, status_fd: int,
+        unavailable: Callable[[str], SandboxError],
+    ) -> None:  # fmt: skip
+        self.process = process
+        self.status_fd = status_fd
+        self._unavailable = unavailable
+
+    @property
+    def alive(self) -> bool:
+        return self.process.alive
+
+    async def run(self, command: str, timeout_s: float) -> CommandResult:
+        """Give the waiting shell (READ_COMMAND) its command, and run it to its end."""
+        started = time.monotonic()
+        try:
+            # As argv would carry it; the "x" keeps the command's own last newlines from `$(…)`.
+            await self.process.send(os.fsencode(command) + b"x")
+        except BaseException:
+            await self.discard()
+            raise
+        return await self.finish(timeout_s, since=started)
+
+    async def finish(self, timeout_s: float, *, since: float) -> CommandResult:
+        try:
+            result = await self.process.finish(timeout_s, since=since)
+        finally:
+            status = _read_available(self.status_fd)
+            os.close(self.status_fd)
+        if not (result.timed_out or result.stopped) and b'"child-pid"' not in status:
+            raise self._unavailable(_bwrap_reason(result.stderr))
+        return result
+
+    async def discard(self) -> None:
+        try:
+            await self.process.discard()
+        finally:
+            with contextlib.suppress(OSError):
+                os.close(self.status_fd)
 
 
 def git_paths(worktree: str) -> list[str]:

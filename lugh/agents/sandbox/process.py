@@ -200,85 +200,151 @@ async def run_process(
 ) -> CommandResult:
     """Run `argv` in its own session and its own pids cgroup; when it ends, times out or hits
     `max_processes`, its whole process group and everything in its cgroup are killed."""
-    cgroup = process_cap(max_processes, allow_uncapped_root=allow_uncapped_root)
-    try:
-        return await _run(
-            cgroup.join_argv(list(argv)) if cgroup else argv, cgroup, cwd=cwd, env=env,
-            timeout_s=timeout_s, output_bytes=output_bytes, max_processes=max_processes,
-            pass_fds=pass_fds,
-        )  # fmt: skip
-    finally:
-        if cgroup is not None:
-            await asyncio.shield(cgroup.remove())
-
-
-async def _run(
-    argv: Sequence[str],
-    cgroup: CommandCgroup | None,
-    *,
-    cwd: Path,
-    env: Mapping[str, str],
-    timeout_s: float,
-    output_bytes: int,
-    max_processes: int,
-    pass_fds: Sequence[int],
-) -> CommandResult:
     started = time.monotonic()
-    proc = await asyncio.create_subprocess_exec(
-        *argv,
-        cwd=cwd,
-        env=dict(env),
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
-        pass_fds=tuple(pass_fds),
-    )
-    out, err = CappedOutput(output_bytes), CappedOutput(output_bytes)
-    readers = [
-        asyncio.create_task(_drain(proc.stdout, out)),  # type: ignore[arg-type]
-        asyncio.create_task(_drain(proc.stderr, err)),  # type: ignore[arg-type]
-    ]
-    ended = asyncio.create_task(proc.wait())
-    loop = asyncio.get_running_loop()
-    tripped: asyncio.Future[str] = loop.create_future()
-    watchdog = Watchdog(
-        proc.pid, max_processes, cgroup,
-        lambda why: loop.call_soon_threadsafe(lambda: tripped.done() or tripped.set_result(why)),
-    )
-    watchdog.start()
-    timed_out, stopped = False, None
-    try:
-        done, _ = await asyncio.wait(
-            {ended, tripped}, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED
-        )
-        if tripped in done:
-            stopped = tripped.result()
-        elif not done:
-            timed_out = True
-    finally:
-        watchdog.done.set()
-        tripped.cancel()
-        _kill_group(proc.pid)
-        if cgroup is not None:
-            cgroup.kill()
-        await asyncio.shield(ended)
-        await asyncio.to_thread(watchdog.join)  # no callback may come after we return
+    process = await CommandProcess.start(
+        argv, cwd=cwd, env=env, output_bytes=output_bytes, max_processes=max_processes,
+        allow_uncapped_root=allow_uncapped_root, pass_fds=pass_fds,
+    )  # fmt: skip
+    return await process.finish(timeout_s, since=started)
+
+
+class CommandProcess:
+    """One command's process from its start to its end, in its own session and pids cgroup.
+
+    It may be started before its command is known (`stdin=True`: a sandbox built ahead, whose
+    shell reads the command from stdin, see bubblewrap.py); `finish` then runs it under its
+    timeout and watchdog, and kills everything it left. A process never finished is `discard`ed.
+    """
+
+    def __init__(
+        self, proc: asyncio.subprocess.Process, cgroup: CommandCgroup | None,
+        output_bytes: int, max_processes: int,
+    ) -> None:  # fmt: skip
+        self.proc = proc
+        self.cgroup = cgroup
+        self.max_processes = max_processes
+        self.out, self.err = CappedOutput(output_bytes), CappedOutput(output_bytes)
+        self.readers = [
+            asyncio.create_task(_drain(proc.stdout, self.out)),  # type: ignore[arg-type]
+            asyncio.create_task(_drain(proc.stderr, self.err)),  # type: ignore[arg-type]
+        ]
+        self.ended = asyncio.create_task(proc.wait())
+        self._over = False
+
+    @classmethod
+    async def start(
+        cls,
+        argv: Sequence[str],
+        *,
+        cwd: Path,
+        env: Mapping[str, str],
+        output_bytes: int,
+        max_processes: int,
+        allow_uncapped_root: bool = False,
+        pass_fds: Sequence[int] = (),
+        stdin: bool = False,
+    ) -> CommandProcess:
+        cgroup = process_cap(max_processes, allow_uncapped_root=allow_uncapped_root)
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *(cgroup.join_argv(list(argv)) if cgroup else argv),
+                cwd=cwd,
+                env=dict(env),
+                stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                start_new_session=True,
+                pass_fds=tuple(pass_fds),
+            )
+        except BaseException:
+            if cgroup is not None:
+                await asyncio.shield(cgroup.remove())
+            raise
+        return cls(proc, cgroup, output_bytes, max_processes)
+
+    @property
+    def alive(self) -> bool:
+        """Whether the process is still running now (asked of the kernel: the event loop
+        learns of an exit a little later)."""
+        if self.proc.returncode is not None or self.ended.done():
+            return False
+        try:
+            exited = os.waitid(os.P_PID, self.proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+        except ChildProcessError:  # already reaped by the child watcher
+            return False
+        return exited is None
+
+    async def send(self, data: bytes) -> None:
+        """Write `data` to the process's stdin and close it (a process already gone is found
+        gone by `finish`)."""
+        stdin = self.proc.stdin
+        if stdin is None:
+            raise ValueError("this process was started without a stdin to send to")
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            stdin.write(data)
+            await stdin.drain()
+        stdin.close()
+
+    async def finish(self, timeout_s: float, *, since: float | None = None) -> CommandResult:
+        """Wait for the end, at most `timeout_s` from now; then kill what is left and clean up."""
+        started = time.monotonic() if since is None else since
+        loop = asyncio.get_running_loop()
+        tripped: asyncio.Future[str] = loop.create_future()
+        watchdog = Watchdog(
+            self.proc.pid, self.max_processes, self.cgroup,
+            lambda why: loop.call_soon_threadsafe(
+                lambda: tripped.done() or tripped.set_result(why)
+            ),
+        )  # fmt: skip
+        watchdog.start()
+        timed_out, stopped = False, None
+        try:
+            done, _ = await asyncio.wait(
+                {self.ended, tripped}, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED
+            )
+            if tripped in done:
+                stopped = tripped.result()
+            elif not done:
+                timed_out = True
+        finally:
+            watchdog.done.set()
+            tripped.cancel()
+            try:
+                await self._end()
+            finally:
+                await asyncio.to_thread(watchdog.join)  # no callback may come after we return
         if watchdog.reason and not timed_out:
             stopped = watchdog.reason  # it may have killed the command just before it ended
-        # Everything in the group (and the cgroup) is dead, so the pipes close; a process that
-        # left both (only possible without a sandbox and a cgroup) is not waited for.
-        _, late = await asyncio.wait(readers, timeout=DRAIN_AFTER_KILL_S)
-        for reader in late:
-            reader.cancel()
-    return CommandResult(
-        exit_code=None if (timed_out or stopped) else proc.returncode,
-        stdout=out.text(),
-        stderr=err.text(),
-        timed_out=timed_out,
-        duration_s=time.monotonic() - started,
-        stopped=stopped,
-    )
+        return CommandResult(
+            exit_code=None if (timed_out or stopped) else self.proc.returncode,
+            stdout=self.out.text(),
+            stderr=self.err.text(),
+            timed_out=timed_out,
+            duration_s=time.monotonic() - started,
+            stopped=stopped,
+        )
+
+    async def discard(self) -> None:
+        """Kill a process whose command never came (or no longer matters), leaving nothing."""
+        await self._end()
+
+    async def _end(self) -> None:
+        if self._over:
+            return
+        self._over = True
+        try:
+            _kill_group(self.proc.pid)
+            if self.cgroup is not None:
+                self.cgroup.kill()
+            await asyncio.shield(self.ended)
+            # Everything in the group (and the cgroup) is dead, so the pipes close; a process
+            # that left both (only possible without a sandbox and a cgroup) is not waited for.
+            _, late = await asyncio.wait(self.readers, timeout=DRAIN_AFTER_KILL_S)
+            for reader in late:
+                reader.cancel()
+        finally:
+            if self.cgroup is not None:
+                await asyncio.shield(self.cgroup.remove())
 
 
 async def _drain(stream: asyncio.StreamReader, into: CappedOutput) -> None:

@@ -37,6 +37,12 @@ class NoSandbox:
                 f"The command could not start in {cwd} ({exc.strerror or exc})."
             ) from None
 
+    def prepare(self, cwd: Path, env: Mapping[str, str]) -> None:
+        """Nothing to build ahead: a host command starts in a few milliseconds."""
+
+    async def release(self, cwd: Path, env: Mapping[str, str]) -> None:
+        pass
+
     async def check(self) -> SandboxCheck:
         return SandboxCheck(
             "warn",
