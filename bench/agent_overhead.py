@@ -7,7 +7,8 @@ committed) is registered as a project; each run makes a task's worktree with Wor
 (new branch, full checkout, the row recorded) and removes it again (worktree, branch, row).
 Reported: p50 of create+remove over the runs. Target (issue 4): ≤ 1.5 s for 20,000 files.
 Interleaved with those runs, the same work done by bare `git worktree add/remove` and
-`git branch -D` gives the floor the disk sets, so Lugh's own share shows on a busy machine too.
+`git branch -D` (with Lugh's parallel checkout) gives the floor the disk sets, so Lugh's own share
+shows on a busy machine too; and once more with git's default sequential checkout, for scale.
 
 Step half: Lugh's overhead per agent step. The real agent loop (AgentLoop, RunStore, ToolBox
 over a real worktree, the sandbox, Postgres) runs a scripted conversation of `--steps` tool
@@ -35,7 +36,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from lugh.agents.worktrees import WorktreeManager
+from lugh.agents.worktrees import PARALLEL_CHECKOUT, WorktreeManager
 from lugh.db.database import connect, create_pool, database
 from lugh.db.migrations import migrate
 from lugh.logs import configure_logging
@@ -61,9 +62,11 @@ def make_repository(path: Path, files: int) -> Path:
     return path
 
 
-def bare_git_run(repo: Path, path: Path, i: int) -> float:
-    """Seconds for git alone to make and remove a worktree on a new branch, as Lugh does."""
-    git = ["git", "-C", str(repo), "-c", "core.hooksPath=/dev/null", "-c", "core.fsmonitor=false"]
+def bare_git_run(repo: Path, path: Path, i: int, options: tuple[str, ...] = ()) -> float:
+    """Seconds for git alone to make and remove a worktree on a new branch, as Lugh does
+    (with `options` such as Lugh's parallel checkout; without, as git does by default)."""
+    git = ["git", "-C", str(repo), "-c", "core.hooksPath=/dev/null", "-c", "core.fsmonitor=false",
+           *options]  # fmt: skip
     started = time.perf_counter()
     for args in (
         ["worktree", "add", "--quiet", "-b", f"bare-{i}", str(path), "main"],
@@ -87,9 +90,12 @@ async def worktree_overhead(work: Path, files: int, runs: int) -> dict[str, Any]
             project = await ProjectService(pool, work / "data").register("bench", str(repo))
             queue = TaskQueue(pool)
             worktrees = WorktreeManager(work / "data", pool)
-            creates, removes, bare = [], [], []
+            creates, removes, bare, sequential = [], [], [], []
             for i in range(runs + 1):  # the first run warms the caches and is not counted
-                floor = await asyncio.to_thread(bare_git_run, repo, work / "bare", i)
+                floor = await asyncio.to_thread(
+                    bare_git_run, repo, work / "bare", i, PARALLEL_CHECKOUT
+                )
+                plain = await asyncio.to_thread(bare_git_run, repo, work / "plain", -i - 1)
                 task = await queue.enqueue(project.id, f"benchmark run {i}")
                 await queue.claim("bench", 300)
                 started = time.perf_counter()
@@ -101,6 +107,7 @@ async def worktree_overhead(work: Path, files: int, runs: int) -> dict[str, Any]
                     creates.append(made - started)
                     removes.append(removed - made)
                     bare.append(floor)
+                    sequential.append(plain)
         finally:
             await pool.close()
     totals = [c + r for c, r in zip(creates, removes)]
@@ -113,6 +120,7 @@ async def worktree_overhead(work: Path, files: int, runs: int) -> dict[str, Any]
         "remove_p50_s": round(statistics.median(removes), 3),
         "create_remove_max_s": round(max(totals), 3),
         "bare_git_p50_s": round(statistics.median(bare), 3),
+        "bare_git_sequential_checkout_p50_s": round(statistics.median(sequential), 3),
         "lugh_share_p50_s": round(statistics.median(t - b for t, b in zip(totals, bare)), 3),
         "target_s": TARGET_S,
         "within_target": p50 <= TARGET_S,

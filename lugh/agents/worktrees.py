@@ -41,6 +41,10 @@ log = get_logger("lugh.agents.worktrees")
 BRANCH_PREFIX = "lugh/"
 MAX_SLUG = 40
 CHECKOUT_TIMEOUT_S = 600.0  # a full checkout of a large repository on a slow disk
+# Check the files out with one worker per core. On a VM disk, where each file written one after
+# the other waits on the disk, 20,000 files took 12–15 s sequentially and 0.8–2.2 s in parallel
+# (bench/agent_overhead.py); on tmpfs it changes nothing.
+PARALLEL_CHECKOUT = ("-c", "checkout.workers=0")
 _OUR_BRANCH = re.compile(r"lugh/([0-9]+)-")
 _LIVE = (TaskStatus.QUEUED, TaskStatus.RUNNING)
 
@@ -138,8 +142,8 @@ class WorktreeManager:
                 await self._discard_paths(repo, {wt.path.resolve()}, found)
                 wt.path.parent.mkdir(parents=True, exist_ok=True)
                 await run(
-                    "worktree", "add", "--quiet", "--end-of-options", str(wt.path), wt.branch,
-                    cwd=repo, timeout_s=CHECKOUT_TIMEOUT_S,
+                    *PARALLEL_CHECKOUT, "worktree", "add", "--quiet", "--end-of-options",
+                    str(wt.path), wt.branch, cwd=repo, timeout_s=CHECKOUT_TIMEOUT_S,
                 )  # fmt: skip
                 log.info("worktree rebuilt on its branch", task=task_id, branch=wt.branch)
                 return wt
@@ -153,8 +157,8 @@ class WorktreeManager:
         base = await resolve_commit(repo, f"refs/heads/{default}")
         path.parent.mkdir(parents=True, exist_ok=True)
         await run(
-            "worktree", "add", "--quiet", "-b", branch, "--end-of-options", str(path), base,
-            cwd=repo, timeout_s=CHECKOUT_TIMEOUT_S,
+            *PARALLEL_CHECKOUT, "worktree", "add", "--quiet", "-b", branch, "--end-of-options",
+            str(path), base, cwd=repo, timeout_s=CHECKOUT_TIMEOUT_S,
         )  # fmt: skip
         made = Worktree(task_id, project.name, repo, path, branch, base)
         if await self.pool.fetchrow(Q.record_worktree, task_id, branch, str(path), base) is None:
