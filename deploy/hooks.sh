@@ -12,8 +12,10 @@ LUGH_CHECK_TIMEOUT=${LUGH_CHECK_TIMEOUT:-120}
 LUGH_ETC=${LUGH_ETC:-/etc/lugh}
 export LUGH_ETC
 
-# As the service runs: user lugh, the instance's env file, its data dir.
-_as_service='runuser -u lugh -- sh -c '\''set -a; . "$3"; set +a; export LUGH_INSTANCE="$1" LUGH_DATA_DIR="/var/lib/lugh/$1"; shift 3; exec "$@"'\'' sh "$1" "$2" "$LUGH_ETC/$1.env"'
+# As the service runs: user lugh, the instance's env file, its data dir. The env file is read
+# here, as root (it is root's alone, mode 0600, as systemd reads it for the unit), and runuser
+# keeps the environment it was given.
+_as_service='sh -c '\''set -a; . "$3"; set +a; export LUGH_INSTANCE="$1" LUGH_DATA_DIR="/var/lib/lugh/$1"; shift 3; exec runuser -u lugh -- "$@"'\'' sh "$1" "$2" "$LUGH_ETC/$1.env"'
 
 case $LUGH_DEPLOY in
 systemd)

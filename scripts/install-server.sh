@@ -10,7 +10,7 @@
 # /etc/lugh/prod.env and restart both (docs/deploy.md walks through it).
 #
 #   /opt/lugh/<instance>/src, /opt/lugh/<instance>/venv   code (deploy/deploy.sh moves it)
-#   /etc/lugh/<instance>.env                              settings and secrets (root:lugh 0640)
+#   /etc/lugh/<instance>.env                              settings and secrets (root:root 0600)
 #   /var/lib/lugh/<instance>                              data dir, embedded PostgreSQL
 #   /var/backups/lugh/<instance>                          daily backups (14 kept)
 #   /srv/lugh/<instance>                                  repositories the instance may write
@@ -41,11 +41,14 @@ for instance in staging prod; do
     env_file=/etc/lugh/$instance.env
     if [ ! -f "$env_file" ]; then
         # The example names the instance and its MCP port; secrets stay empty until you set them.
-        sed -e "s|^LUGH_DATA_DIR=.*|LUGH_DATA_DIR=/var/lib/lugh/$instance|" \
-            "$here/.env.$instance.example" > "$env_file"
-        chown root:lugh "$env_file"
-        chmod 0640 "$env_file"
+        (umask 077 && sed -e "s|^LUGH_DATA_DIR=.*|LUGH_DATA_DIR=/var/lib/lugh/$instance|" \
+            "$here/.env.$instance.example" > "$env_file")
     fi
+    # Root's alone (an earlier install made it root:lugh 0640): systemd and deploy/hooks.sh read
+    # it as root and hand the service its environment, so neither the lugh user nor its agents'
+    # commands can read the secrets.
+    chown root:root "$env_file"
+    chmod 0600 "$env_file"
 done
 
 echo "→ systemd units"

@@ -108,7 +108,7 @@ def test_the_install_script_sets_up_both_instances_from_their_env_examples():
 
     assert "for instance in staging prod" in script
     assert '.env.$instance.example' in script
-    assert 'chmod 0640 "$env_file"' in script
+    assert 'chmod 0600 "$env_file"' in script and 'chown root:root "$env_file"' in script
 
 
 def test_the_server_installs_the_same_system_packages_as_the_image():
