@@ -104,6 +104,7 @@ def build_services(
     # The automatic checkpoints: after a merge, and before a project is removed.
     services.review.after_merge = services.checkpoints.after_merge
     services.projects.before_remove = services.checkpoints.before_remove
+    services.projects.after_remove = services.worktrees.forget_project
     return services
 
 

@@ -211,6 +211,36 @@ class WorktreeManager:
             )  # fmt: skip
         return report
 
+    async def forget_project(self, project: Project) -> PruneReport:
+        """Remove every worktree and `lugh/*` branch Lugh made for `project`, which is being
+        removed (its tasks are gone, so nothing owns them; the pre-removal checkpoint keeps
+        their commits). The repository's own branches and files are left as they are."""
+        report = PruneReport()
+        repo = project.repo_path
+        if repo.is_dir():
+            try:
+                found = await self._find(project)
+                ours = found.strays.union(*found.paths.values())
+                for path in sorted(ours):
+                    if await self._discard_paths(repo, {path}, found):
+                        report.removed_worktrees.append(path)
+                report.removed_branches += await self._delete_branches(
+                    repo, set().union(*found.branches.values())
+                )
+                await run("worktree", "prune", cwd=repo, check=False)
+            except GitError as exc:
+                log.warning("cannot remove the project's worktrees", project=project.name,
+                            error=str(exc))  # fmt: skip
+        leftover = self.root / project.name
+        if leftover.exists():
+            await _delete_tree(leftover)
+            report.removed_worktrees.append(leftover)
+        log.info(
+            "project's worktrees removed", project=project.name,
+            worktrees=[str(p) for p in report.removed_worktrees], branches=report.removed_branches,
+        )  # fmt: skip
+        return report
+
     async def run_git(
         self,
         worktree: Worktree,

@@ -79,6 +79,8 @@ class ProjectService:
         self.clone_timeout_s = clone_timeout_s
         # Called before a removal, which it can refuse by raising: the checkpoint that undoes it.
         self.before_remove: Callable[[Project], Awaitable[object]] | None = None
+        # Called once it is removed: what Lugh made for it elsewhere (task worktrees, branches).
+        self.after_remove: Callable[[Project], Awaitable[object]] | None = None
 
     async def register(self, name: str, repo: str) -> Project:
         """Register project `name` for `repo`: a path to a local git work tree with at least one
@@ -108,13 +110,16 @@ class ProjectService:
 
     async def remove(self, name: str) -> Project:
         """Forget the project (its agents, tasks and knowledge go with it) and delete its clone
-        if Lugh made one; a repository registered in place is left exactly as it is."""
+        if Lugh made one; of a repository registered in place only what Lugh made goes (its
+        tasks' worktrees and `lugh/*` branches, through `after_remove`)."""
         if self.before_remove is not None:
             await self.before_remove(await self.get(name))
         row = await self.pool.fetchrow(Q.delete_project, name)
         if row is None:
             raise NotFound(f"There is no project named {name!r}.")
         project = _project(row)
+        if self.after_remove is not None:
+            await self.after_remove(project)
         if project.cloned and self._owns(project.repo_path):
             await asyncio.to_thread(shutil.rmtree, project.repo_path, ignore_errors=True)
         return project

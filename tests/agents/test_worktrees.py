@@ -302,6 +302,29 @@ async def test_a_removed_projects_worktrees_are_pruned(
     assert not wt.path.parent.exists()
 
 
+async def test_removing_a_project_registered_in_place_takes_only_what_lugh_made_in_its_repo(
+    pool, data_dir, tmp_path
+):
+    repo = make_repo(tmp_path / "inplace")
+    git(repo, "branch", "feature")
+    projects = ProjectService(pool, data_dir)
+    worktrees = WorktreeManager(data_dir, pool)
+    projects.after_remove = worktrees.forget_project
+    project = await projects.register("inplace", str(repo))
+    queue = TaskQueue(pool)
+    made = []
+    for title in ("First task", "Second task"):
+        made.append(await worktrees.create(project, (await running_task(queue, project)).id, title))
+
+    await projects.remove("inplace")
+
+    assert not any(wt.path.exists() for wt in made)
+    assert not (data_dir / "worktrees" / "inplace").exists()
+    assert git(repo, "worktree", "list", "--porcelain").count("worktree ") == 1
+    assert git(repo, "branch", "--format=%(refname:short)").split() == ["feature", "main"]
+    assert (repo / "README.md").exists()
+
+
 async def test_hooks_planted_in_the_repository_never_run_when_worktrees_are_made_and_removed(
     worktrees, project, queue, repo, tmp_path
 ):
