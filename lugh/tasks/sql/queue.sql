@@ -15,7 +15,7 @@
 -- or a higher priority waits ahead of is handed to it: inserted `running`, leased to it (a fresh
 -- fencing token, attempt 1), both its events written, and no `lugh_tasks` wake-up. Otherwise it
 -- is queued and NOTIFYed. The commit stays durable either way: the owner was told it exists.
-WITH handoff AS (
+WITH handoff AS MATERIALIZED (  -- decided once, not in each CASE below
     SELECT $13::text IS NOT NULL AND $10::float8 <= 0 AND NOT $11::jsonb ? 'paused'
        AND NOT EXISTS (
            SELECT 1 FROM tasks dep WHERE dep.id = ANY($12::bigint[]) AND dep.status <> 'done')
