@@ -126,7 +126,11 @@ async def _run(
                 return RestoreReport(checkpoint, journal["pre_checkpoint_id"], held_ids, [])
             return await _steps(service, checkpoint, journal)
         finally:
-            await held.execute(Q.restore_unlock, journal["project_id"])
+            try:
+                await held.execute(Q.restore_unlock, journal["project_id"])
+            except BaseException:  # the pool does not reset sessions: the lock must not stay
+                held.terminate()
+                raise
 
 
 async def _steps(

@@ -78,6 +78,15 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
     await register_vector(conn)
 
 
+async def _as_it_is(conn: asyncpg.Connection) -> None:
+    """A connection goes back to the pool without asyncpg's reset query (UNLISTEN, RESET ALL,
+    advisory unlock, CLOSE ALL): that is one more round trip after every pooled call, paid by
+    every enqueue and every reply. Lugh leaves no session state on pooled connections: settings
+    are transaction-local (`set_config(…, true)`), LISTEN has its own connection, and the one
+    session lock (a checkpoint restore) is released in a `finally` that closes the connection
+    if the unlock fails. asyncpg still rolls back an open transaction and drops listeners."""
+
+
 async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
     """A pool whose connections speak pgvector (run after migrations created the extension)."""
     try:
@@ -86,6 +95,7 @@ async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10) -> asy
             min_size=min_size,
             max_size=max_size,
             init=_init_connection,
+            reset=_as_it_is,
             timeout=CONNECT_TIMEOUT_S,
         )
     except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
