@@ -43,7 +43,9 @@ WORKDIR /home/lugh
 # MCP over HTTP: the per-instance default ports (lugh.config.MCP_PORTS: dev, staging, prod).
 EXPOSE 8765 8766 8767
 
-HEALTHCHECK --interval=30s --timeout=20s --start-period=60s --retries=3 \
+# doctor measures the dispatch path and starts a sandbox: 2–4 s on an idle 2-core host, 11–15 s
+# on one busy with agents' commands, hence the generous timeout.
+HEALTHCHECK --interval=30s --timeout=60s --start-period=60s --retries=3 \
     CMD ["lugh", "doctor", "--check"]
 
 CMD ["lugh", "run"]
