@@ -151,16 +151,17 @@ class TaskQueue:
                 taker.unreserve_slot()
             if conn is None and held is not None:
                 self._release_soon(held)
-        if taker is not None and row is not None and handed:
-            taker.take(Task.from_row(row), row["last_event_id"])
-        if row is not None and conn is None:
-            await self._relay(row)
-        if row is None:  # the dedupe key is taken
-            row = await (conn if conn is not None else self.pool).fetchrow(
-                Q.by_dedupe_key, dedupe_key
-            )
-            if row is None:
-                raise TaskError(f"The task with key {dedupe_key!r} vanished; enqueue it again.")
+        if row is not None:
+            task = Task.from_row(row)
+            if taker is not None and handed:
+                taker.take(task, row["last_event_id"])
+            if conn is None:
+                await self._relay(row)
+            return task
+        # The dedupe key is taken.
+        row = await (conn if conn is not None else self.pool).fetchrow(Q.by_dedupe_key, dedupe_key)
+        if row is None:
+            raise TaskError(f"The task with key {dedupe_key!r} vanished; enqueue it again.")
         return Task.from_row(row)
 
     async def claim(self, worker_id: str, lease_s: float) -> Task | None:

@@ -39,7 +39,7 @@ WITH handoff AS MATERIALIZED (  -- decided once, not in each CASE below
            CASE WHEN handed THEN now() + make_interval(secs => $14::float8) END,
            CASE WHEN handed THEN now() END
     FROM handoff
-    ON CONFLICT (dedupe_key) WHERE dedupe_key IS NOT NULL DO NOTHING
+    ON CONFLICT (dedupe_key) DO NOTHING
     RETURNING *
 ), deps AS (
     INSERT INTO task_dependencies (task_id, depends_on_id)
