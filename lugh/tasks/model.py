@@ -119,8 +119,9 @@ class Task:
         values = {name: value for name, value in row.items() if name in _NAMES}
         values["status"] = _STATUSES[values["status"]]
         for name in ("options", "result"):
-            if isinstance(values.get(name), str):
-                values[name] = json.loads(values[name])
+            text = values.get(name)
+            if isinstance(text, str):
+                values[name] = {} if text == "{}" else json.loads(text)  # most options are {}
         values["options"] = values.get("options") or {}
         values["depends_on"] = tuple(values.get("depends_on") or ())
         # Not through __init__: a frozen dataclass sets its 28 fields one object.__setattr__ at

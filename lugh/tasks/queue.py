@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -92,7 +91,6 @@ class TaskQueue:
         self._relay_to = bus if needs_relay(bus) else None
         self._announcer = Announcer(self._send_notes)
         self._taker: LocalTaker | None = None
-        self._releasing: set[asyncio.Task[None]] = set()
 
     def hand_to(self, taker: LocalTaker | None) -> None:
         """Let `taker`, a pool of this process, run what is enqueued here when it has a free slot:
@@ -135,11 +133,10 @@ class TaskQueue:
         if taker is not None and not taker.reserve_slot():
             taker = None
         hand = (taker.worker_id, taker.lease_s) if taker is not None else (None, 0.0)
-        row, held = None, conn
+        db = conn if conn is not None else self.pool
+        row = None
         try:
-            if held is None:
-                held = await self.pool.acquire()
-            row = await held.fetchrow(Q.enqueue, *args, *hand)
+            row = await db.fetchrow(Q.enqueue, *args, *hand)
         except asyncpg.ForeignKeyViolationError as exc:
             raise _missing_reference(exc, project_id, agent_id, parent_id) from None
         finally:
@@ -149,8 +146,6 @@ class TaskQueue:
             handed = row is not None and row["status"] == TaskStatus.RUNNING.value
             if taker is not None and not handed:
                 taker.unreserve_slot()
-            if conn is None and held is not None:
-                self._release_soon(held)
         if row is not None:
             task = Task.from_row(row)
             if taker is not None and handed:
@@ -158,8 +153,7 @@ class TaskQueue:
             if conn is None:
                 await self._relay(row)
             return task
-        # The dedupe key is taken.
-        row = await (conn if conn is not None else self.pool).fetchrow(Q.by_dedupe_key, dedupe_key)
+        row = await db.fetchrow(Q.by_dedupe_key, dedupe_key)  # the dedupe key is taken
         if row is None:
             raise TaskError(f"The task with key {dedupe_key!r} vanished; enqueue it again.")
         return Task.from_row(row)
@@ -327,17 +321,8 @@ class TaskQueue:
         return [Task.from_row(r) for r in rows]
 
     async def announced(self) -> None:
-        """Wait until the claims and completions made so far have been announced (and the
-        enqueues' connections are back in the pool)."""
+        """Wait until the claims and completions made so far have been announced."""
         await self._announcer.flush()
-        await asyncio.gather(*self._releasing, return_exceptions=True)
-
-    def _release_soon(self, conn: Connection) -> None:
-        """Give a connection back to the pool off the caller's path: the pool's release sends a
-        reset query and waits for its answer, a round trip the enqueuer need not wait for."""
-        release = asyncio.create_task(self.pool.release(conn), name="release")
-        self._releasing.add(release)
-        release.add_done_callback(self._releasing.discard)
 
     async def _relay(self, *rows: asyncpg.Record | None) -> None:
         """Tell a bus that does not hear NOTIFY what a committed statement NOTIFYed."""
