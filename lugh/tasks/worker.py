@@ -209,15 +209,11 @@ class WorkerPool:
         if self._stopping or free <= 0:
             self._full = free <= 0
             return self.poll_s
+        self._claiming = free  # no hand-off into these slots meanwhile
         try:
             async with self._claims.use() as conn:
-                self._claiming = free
-                try:
-                    claimed = await self.queue.claim_many(
-                        self.worker_id, self.lease_s, free, conn=conn
-                    )
-                finally:
-                    self._claiming = 0
+                claimed = await self.queue.claim_many(self.worker_id, self.lease_s, free, conn=conn)
+                self._claiming = 0
                 for task in claimed:
                     self._start(task)
                 if len(claimed) == free:
@@ -229,6 +225,8 @@ class WorkerPool:
         except Exception as exc:  # the loop must outlive any one failure; it retries
             log.warning("cannot claim tasks; will retry", error=repr(exc))
             return self.poll_s
+        finally:
+            self._claiming = 0  # also when the claim failed
         return self.poll_s if due is None else min(self.poll_s, max(due, 0.01))
 
     def _start(self, task: Task, *, since_event: int = 0) -> None:
