@@ -2,6 +2,7 @@
 
     .venv/bin/pip install -e '.[bench]'
     .venv/bin/python bench/dispatch.py [--samples 300] [--tasks 10000] [--synchronous-commit off]
+        [--skip-pgqueuer] [--skip-redis] [--skip-latency]
 
 Starts a throwaway embedded Postgres (and a throwaway redis-server when one is installed and no
 --redis-url is given) and prints one JSON line:
