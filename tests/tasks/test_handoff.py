@@ -11,6 +11,7 @@ import asyncpg
 from lugh.tasks import (
     EVENTS_CHANNEL,
     TASKS_CHANNEL,
+    Bus,
     Events,
     Listener,
     TaskQueue,
@@ -33,7 +34,7 @@ class Heard:
         self._changed = asyncio.Event()
 
     @classmethod
-    async def on(cls, listener: Listener) -> Heard:
+    async def on(cls, listener: Listener | Bus) -> Heard:
         heard = cls()
         listener.subscribe(TASKS_CHANNEL, lambda p: heard._got(TASKS_CHANNEL, p))
         listener.subscribe(EVENTS_CHANNEL, lambda p: heard._got(EVENTS_CHANNEL, p))
@@ -229,3 +230,19 @@ async def test_an_agent_is_busy_while_a_task_handed_off_to_it_runs_and_idle_afte
         await wait_for_statuses(events, {task.id: "done"})
 
     assert tuple(await pool.fetchrow(agent, agent_id)) == ("idle", 0)
+
+
+async def test_over_the_redis_bus_a_hand_off_is_announced_there_and_wakes_no_worker(
+    pool, redis_bus, project_id, effects
+):
+    heard = await Heard.on(redis_bus)
+    queue = TaskQueue(pool, bus=redis_bus)
+    workers = deaf_pool(queue, RecordingExecutor(pool), slots=1)
+    async with running(workers):
+        await serving(workers)
+        task = await queue.enqueue(project_id, "over redis")
+        assert task.status is TaskStatus.RUNNING
+        await heard.event(task.id, "running")
+
+    assert [n["kind"] for n in heard.notes if n["task_id"] == task.id][:2] == ["queued", "running"]
+    assert str(task.id) not in heard.woken
