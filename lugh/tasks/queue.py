@@ -134,20 +134,20 @@ class TaskQueue:
             taker = None
         hand = (taker.worker_id, taker.lease_s) if taker is not None else (None, 0.0)
         db = conn if conn is not None else self.pool
-        row = None
+        row = task = None
         try:
             row = await db.fetchrow(Q.enqueue, *args, *hand)
+            task = None if row is None else Task.from_row(row)
         except asyncpg.ForeignKeyViolationError as exc:
             raise _missing_reference(exc, project_id, agent_id, parent_id) from None
         finally:
             # A hand-off committed but cut short here (cancelled, or the process dying) leaves
             # the task running under a lease nobody renews: the sweeper requeues it once the
             # lease expires, as it does for any claim whose worker vanished.
-            handed = row is not None and row["status"] == TaskStatus.RUNNING.value
+            handed = task is not None and task.status is TaskStatus.RUNNING
             if taker is not None and not handed:
                 taker.unreserve_slot()
-        if row is not None:
-            task = Task.from_row(row)
+        if row is not None and task is not None:
             if taker is not None and handed:
                 taker.take(task, row["last_event_id"])
             if conn is None:
