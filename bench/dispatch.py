@@ -12,7 +12,8 @@ Starts a throwaway embedded Postgres (and a throwaway redis-server when one is i
   the enqueue statement hands the task to a free slot), and `notified`, the pool in another
   process (`lugh worker`'s shape: woken by NOTIFY, one LISTEN connection however many slots,
   then a claim); perf_counter is CLOCK_MONOTONIC, so the two processes' times compare;
-- lugh claim+complete throughput (tasks/s): a pool with 16 slots draining a preloaded queue;
+- lugh claim+complete throughput (tasks/s): a pool with 16 slots draining a preloaded queue
+  (`--rounds` drains, in turn with pgqueuer's; the median of each);
 - pgqueuer on the same server (its own database, schema from its own installer): enqueue→start
   with 1, 16 and 64 consumers waiting (QueueManagers, each with its connection, batch 10), and
   the throughput of 16 consumers, batch 10, draining a preloaded queue;
@@ -506,6 +507,10 @@ async def main() -> None:
     parser.add_argument("--skip-redis", action="store_true")
     parser.add_argument("--skip-pgqueuer", action="store_true")
     parser.add_argument("--skip-latency", action="store_true", help="the throughputs only")
+    parser.add_argument(
+        "--rounds", type=int, default=5,
+        help="throughput drains, Lugh's and pgqueuer's in turn; each figure is their median",
+    )  # fmt: skip
     parser.add_argument("--serve-pool", metavar="DSN", help=argparse.SUPPRESS)  # the other process
     parser.add_argument("--slots", type=int, default=1, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -543,16 +548,11 @@ async def main() -> None:
                     lugh["notified"][f"enqueue_to_claim_{slots}_waiting"] = (
                         await lugh_latency_elsewhere(dsn, pool, project, slots, args.samples)
                     )
-            project = await reset_lugh(dsn)
-            say("lugh throughput")
-            lugh["throughput_16_per_s"] = await lugh_throughput(
-                lambda: Listener(dsn), pool, project, args.tasks
-            )
             result["lugh"] = lugh
-
+            peer = importlib.util.find_spec("pgqueuer") is not None and not args.skip_pgqueuer
             if importlib.util.find_spec("pgqueuer") is None:
                 result["pgqueuer"] = "not installed: .venv/bin/pip install -e '.[bench]'"
-            elif not args.skip_pgqueuer:
+            elif peer:
                 await pgqueuer_install(peer_dsn)
                 pgq: dict[str, Any] = {}
                 for consumers in () if args.skip_latency else (1, 16, 64):
@@ -560,11 +560,25 @@ async def main() -> None:
                     pgq[f"enqueue_to_start_{consumers}_waiting"] = await pgqueuer_latency(
                         peer_dsn, consumers, args.samples
                     )
-                say("pgqueuer throughput")
-                pgq["throughput_16_batch10_per_s"] = await pgqueuer_throughput(
-                    peer_dsn, args.tasks
-                )
                 result["pgqueuer"] = pgq
+            # A drain takes a second or two, so one is at the mercy of whatever else the machine
+            # does in that second: the two queues drain in turn, and each figure is a median.
+            ours: list[float] = []
+            theirs: list[float] = []
+            for n in range(args.rounds):
+                project = await reset_lugh(dsn)
+                say(f"throughput, round {n + 1}: lugh")
+                ours.append(await lugh_throughput(
+                    lambda: Listener(dsn), pool, project, args.tasks
+                ))  # fmt: skip
+                if peer:
+                    say(f"throughput, round {n + 1}: pgqueuer")
+                    theirs.append(await pgqueuer_throughput(peer_dsn, args.tasks))
+            lugh["throughput_16_per_s"] = statistics.median(ours)
+            lugh["throughput_16_per_s_rounds"] = ours
+            if peer:
+                pgq["throughput_16_batch10_per_s"] = statistics.median(theirs)
+                pgq["throughput_16_batch10_per_s_rounds"] = theirs
 
             if args.skip_redis:
                 pass

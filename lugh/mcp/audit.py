@@ -20,7 +20,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from lugh.errors import UserError
 from lugh.logs import get_logger
 from lugh.services import Services
-from lugh.tasks import TaskError
+from lugh.tasks import TaskError, TaskNotFound
 
 log = get_logger("lugh.mcp")
 
@@ -130,7 +130,7 @@ class Audit:
             if call.task_id is not None and 0 < call.task_id < 2**31:
                 clean = {k: _storable(v) if isinstance(v, str) else v for k, v in outcome.items()}
                 await events.publish(call.task_id, "mcp_call", clean)
-        except asyncpg.ForeignKeyViolationError:
+        except TaskNotFound:
             pass  # the task does not exist: the call's own error says so
         except Exception:
             log.exception("MCP call could not be recorded", tool=tool, who=call.caller.who)

@@ -16,6 +16,7 @@ import asyncpg
 from lugh.db import queries
 from lugh.tasks.bus import Bus, needs_relay, notes_of, relay
 from lugh.tasks.listener import Listener
+from lugh.tasks.model import TaskNotFound
 from lugh.tasks.waiting import wait_event
 
 Q = queries.load(__file__, "events")
@@ -92,9 +93,12 @@ class Events:
         conn: asyncpg.Connection | None = None,
     ) -> TaskEvent:
         """Append an event and announce it on `lugh_events`, in `conn`'s transaction if given
-        (there, a bus other than Postgres is not told: followers see it at their next poll)."""
+        (there, a bus other than Postgres is not told: followers see it at their next poll).
+        TaskNotFound when there is no such task."""
         db = conn if conn is not None else self.pool
         row = await db.fetchrow(Q.publish, task_id, kind, json.dumps(dict(data or {})))
+        if row is None:
+            raise TaskNotFound(task_id)
         if conn is None:
             await self._announce(row)
         return TaskEvent.from_row(row)

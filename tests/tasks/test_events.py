@@ -1,8 +1,9 @@
 import asyncio
 
 import asyncpg
+import pytest
 
-from lugh.tasks import Events, TaskEvent, TaskQueue
+from lugh.tasks import Events, TaskEvent, TaskNotFound, TaskQueue
 from lugh.tasks.events import parse_notes
 from lugh.tasks.queue import batch_notes
 
@@ -25,6 +26,27 @@ async def test_published_events_are_read_back_after_an_id(events: Events, queue,
     assert after_queued == [step]
     assert step.data == {"tool": "read_file", "path": "a.py"}
     assert [e.kind for e in await events.read_since(0, task_id=task.id)] == ["queued", "tool_call"]
+
+
+async def test_an_event_for_a_task_that_does_not_exist_is_refused_and_nothing_is_written(
+    events: Events, pool
+):
+    with pytest.raises(TaskNotFound, match=r"^There is no task #424242\.$"):
+        await events.publish(424242, "note", {"text": "hello"})
+
+    assert await pool.fetchval("SELECT count(*) FROM task_events WHERE task_id = 424242") == 0
+
+
+async def test_the_events_of_deleted_tasks_go_with_them_and_no_others(
+    events: Events, queue, project_id, pool
+):
+    doomed, kept = await queue.enqueue(project_id, "doomed"), await queue.enqueue(project_id, "kept")
+    await events.publish(doomed.id, "note", {"text": "gone soon"})
+
+    await pool.execute("DELETE FROM tasks WHERE id = $1", doomed.id)
+
+    left = await pool.fetch("SELECT task_id, kind FROM task_events ORDER BY id")
+    assert [(r["task_id"], r["kind"]) for r in left] == [(kept.id, "queued")]
 
 
 async def test_a_subscriber_gets_new_events_as_they_happen(events: Events, queue, project_id):

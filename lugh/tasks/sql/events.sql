@@ -3,8 +3,10 @@
 -- in my last snapshot" is exact.
 
 -- name: publish
+-- Nothing when task $1 does not exist (task_events has no foreign key: see migration 0010).
 WITH event AS (
-    INSERT INTO task_events (task_id, kind, data) VALUES ($1, $2, $3::jsonb)
+    INSERT INTO task_events (task_id, kind, data)
+    SELECT $1, $2, $3::jsonb WHERE EXISTS (SELECT 1 FROM tasks WHERE id = $1)
     RETURNING id, task_id, kind, data, created_at,
               json_build_object('id', id, 'task_id', task_id, 'kind', kind)::text AS note
 )
