@@ -49,8 +49,10 @@ async def task(ctx: Context, argument: str) -> Reply:
         project.id, title, argument, agent_id=agent.id, source=ctx.source
     )
     await ctx.services.sessions.record_created(ctx.session.id, "task", created.id)
+    # In `lugh run` a free slot of the pool takes the task straight from its creation.
+    done = "Started" if created.status is TaskStatus.RUNNING else "Queued"
     return Reply(
-        f"Queued #{created.id} in {project.name} for {agent.name}: {created.title}",
+        f"{done} #{created.id} in {project.name} for {agent.name}: {created.title}",
         buttons=task_buttons(created),
         task_id=created.id,
     )

@@ -1,7 +1,10 @@
+import asyncio
+
 import pytest
 
 from lugh.commands.catalog import COMMANDS, Context, execute, parse
 from lugh.services import build_services
+from lugh.tasks import ExecutionResult, Task, TaskContext, WorkerPool
 
 DESIGN_COMMANDS = {
     "start", "help", "project", "task", "tasks", "status", "agents", "spawn", "diff", "approve",
@@ -45,6 +48,39 @@ def test_every_command_of_the_design_is_registered():
 )
 def test_a_message_is_parsed_into_a_command_only_when_it_is_one(text, parsed):
     assert parse(text) == parsed
+
+
+class Holding:
+    """An executor that keeps every task running until told to let go."""
+
+    def __init__(self) -> None:
+        self.release = asyncio.Event()
+
+    async def execute(self, task: Task, ctx: TaskContext) -> ExecutionResult:
+        await self.release.wait()
+        return ExecutionResult("done")
+
+
+async def test_a_task_taken_at_once_by_a_free_slot_of_the_pool_is_said_started(
+    chat, repo, services
+):
+    holding = Holding()
+    workers = WorkerPool(services.tasks, holding, slots=1, poll_s=0.05, sweep_s=None)
+    running = asyncio.create_task(workers.run())
+    try:
+        services.tasks.hand_to(workers)
+        await asyncio.wait_for(workers.serving.wait(), 10)
+        await chat(f"/project new demo {repo}")
+
+        first = await chat("/task add a health endpoint")
+        second = await chat("/task add a readiness endpoint")
+
+        assert first.text.startswith(f"Started #{first.task_id} in demo")
+        assert second.text.startswith(f"Queued #{second.task_id} in demo")  # the slot is taken
+    finally:
+        holding.release.set()
+        await workers.stop()
+        await running
 
 
 async def test_registering_a_project_makes_it_current_and_a_task_is_queued_in_it(chat, repo, services):
