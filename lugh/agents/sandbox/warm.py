@@ -44,7 +44,7 @@ class WarmSandboxes:
     def prepare(self, key: Hashable) -> None:
         """Keep a sandbox ready for `key` until as many `release`s as `prepare`s came."""
         self._wanted[key] = self._wanted.get(key, 0) + 1
-        self._refill(key)
+        self.refill(key)
 
     async def release(self, key: Hashable) -> None:
         left = self._wanted.get(key, 0) - 1
@@ -85,9 +85,6 @@ class WarmSandboxes:
         """Start building the next sandbox for `key`, if it is still wanted. Called once a
         command is over rather than when it starts, so the build does not compete with it for
         the CPU: it overlaps the model's next turn instead."""
-        self._refill(key)
-
-    def _refill(self, key: Hashable) -> None:
         if key in self._wanted and key not in self._next:
             self._next[key] = asyncio.create_task(self._build(key), name="sandbox-ahead")
 
