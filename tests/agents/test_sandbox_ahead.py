@@ -151,12 +151,13 @@ async def test_the_timeout_counts_from_the_command_not_from_the_build(
     assert fast.exit_code == 0
 
 
-@pytest.mark.skipif(find_pids_hierarchy() is None, reason="no pids cgroup can be made here")
 async def test_released_and_closed_sandboxes_leave_no_cgroup_behind(
     sandbox: BubblewrapSandbox, worktree: Path
 ) -> None:
     hierarchy = find_pids_hierarchy()
-    assert hierarchy is not None
+    if hierarchy is None:  # then RLIMIT_NPROC caps commands: only an ordinary user gets here
+        assert os.geteuid() != 0
+        return
     mine = f"cmd-{os.getpid()}-"
 
     def cgroups() -> set[str]:
