@@ -60,7 +60,8 @@ async def in_review(services, fake, repo) -> SentMessage:
     sent, once its outbox row records it (reactions find their message through it)."""
     await say(fake, f"/project new demo {repo}")
     fake.push_message(OWNER, "/task add a greeting file")  # its progress message may come first
-    await fake.wait_for(lambda: _shown(fake, "Queued #1") is not None, BOUND_S)
+    # "Started #1 …" when a free slot took it at once, as here, or "Queued #1 …"
+    await fake.wait_for(lambda: _shown(fake, "#1 in demo for") is not None, BOUND_S)
     await fake.wait_for(lambda: _shown(fake, "ready for review") is not None, BOUND_S)
     message = _shown(fake, "ready for review")
     async with asyncio.timeout(BOUND_S):  # recorded as sent just after Telegram answered
