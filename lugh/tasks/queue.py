@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -133,23 +134,27 @@ class TaskQueue:
         if taker is not None and not taker.reserve_slot():
             taker = None
         hand = (taker.worker_id, taker.lease_s) if taker is not None else (None, 0.0)
-        db = conn if conn is not None else self.pool
         row = task = None
+        handed = False
         try:
-            row = await db.fetchrow(Q.enqueue, *args, *hand)
-            task = None if row is None else Task.from_row(row)
+            async with _connection(conn, self.pool) as db:
+                row = await db.fetchrow(Q.enqueue, *args, *hand)
+                task = None if row is None else Task.from_row(row)
+                handed = task is not None and task.status is TaskStatus.RUNNING
+                if taker is not None and handed:
+                    # Before the connection goes back to the pool: the executor starts while
+                    # it does (giving it back lets the event loop run; ~0.2 ms, measured).
+                    taker.take(task, row["last_event_id"])  # type: ignore[index]
         except asyncpg.ForeignKeyViolationError as exc:
             raise _missing_reference(exc, project_id, agent_id, parent_id) from None
         finally:
             # A hand-off committed but cut short here (cancelled, or the process dying) leaves
             # the task running under a lease nobody renews: the sweeper requeues it once the
             # lease expires, as it does for any claim whose worker vanished.
-            handed = task is not None and task.status is TaskStatus.RUNNING
             if taker is not None and not handed:
                 taker.unreserve_slot()
+        db = conn if conn is not None else self.pool
         if row is not None and task is not None:
-            if taker is not None and handed:
-                taker.take(task, row["last_event_id"])
             if conn is None:
                 await self._relay(row)
             return task
@@ -377,6 +382,16 @@ def _missing_reference(
     if "parent" in constraint:
         return TaskError(f"There is no task #{parent_id} to be this task's parent.")
     return TaskError(f"A task this one depends on does not exist ({exc.detail}).")
+
+
+@contextlib.asynccontextmanager
+async def _connection(conn: Connection | None, pool: asyncpg.Pool) -> AsyncIterator[Connection]:
+    """`conn` when given (the caller's transaction), else a connection of the pool."""
+    if conn is not None:
+        yield conn
+    else:
+        async with pool.acquire() as held:
+            yield held
 
 
 def batch_notes(notes: list[Note], max_bytes: int = 7000) -> list[Note]:
