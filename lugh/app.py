@@ -22,7 +22,6 @@ from lugh.services import Services, build_services
 log = get_logger("lugh.app")
 
 RESTART_BACKOFF_S = (1.0, 2.0, 5.0, 10.0, 30.0)
-FAILED_WORKTREE_KEEP = timedelta(hours=24)
 
 
 class Component(Protocol):
@@ -176,6 +175,10 @@ def build_components(
     components.append(
         DailyCheckpoints(services.checkpoints, daily=services.settings.checkpoint_daily)
     )
+    from lugh.agents.pruning import WorktreePruning
+
+    keep = failed_keep(services)
+    components.append(WorktreePruning(services.worktrees, services.projects, keep_failed_for=keep))
     if services.settings.telegram_bot_token is not None:
         from lugh.transport.telegram.bot import TelegramBot
 
@@ -227,11 +230,15 @@ def build_workers(services: Services) -> Component | None:
     return workers
 
 
+def failed_keep(services: Services) -> timedelta:
+    return timedelta(hours=services.settings.failed_worktree_keep_hours)
+
+
 async def prune_worktrees(services: Services) -> None:
     """Reconcile task worktrees with the database after a crash (orphans removed, failed kept
     a while)."""
     report = await services.worktrees.prune(
-        await services.projects.list(), keep_failed_for=FAILED_WORKTREE_KEEP
+        await services.projects.list(), keep_failed_for=failed_keep(services)
     )
     log.info("worktrees reconciled", report=str(report))
 

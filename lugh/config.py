@@ -88,6 +88,10 @@ class Settings(BaseSettings):
     agent_max_tokens: int = Field(5_000_000, alias="LUGH_AGENT_MAX_TOKENS", ge=1)
     agent_max_seconds: float = Field(1800.0, alias="LUGH_AGENT_MAX_SECONDS", gt=0)
     agent_max_cost_usd: float = Field(5.0, alias="LUGH_AGENT_MAX_COST_USD", gt=0)
+    # A failed task's worktree is kept this long for a look, then pruned (checked hourly).
+    failed_worktree_keep_hours: float = Field(
+        24.0, alias="LUGH_FAILED_WORKTREE_KEEP_HOURS", ge=0
+    )
     sandbox: Literal["bubblewrap", "none"] = Field("bubblewrap", alias="LUGH_SANDBOX")
     # As root without a pids cgroup nothing the kernel enforces caps a command's processes.
     sandbox_allow_uncapped_root: bool = Field(False, alias="LUGH_SANDBOX_ALLOW_UNCAPPED_ROOT")

@@ -1,3 +1,5 @@
+import asyncio
+import contextlib
 import re
 import shutil
 from datetime import timedelta
@@ -5,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from lugh.agents.pruning import WorktreePruning
 from lugh.agents.worktrees import (
     MAX_SLUG,
     PruneReport,
@@ -245,6 +248,30 @@ async def test_a_failed_tasks_worktree_is_kept_for_the_keep_period_then_pruned(
     assert late.removed_worktrees == [wt.path] and late.removed_branches == [wt.branch]
     assert not wt.path.exists() and wt.branch not in branches(repo)
     assert (await queue.get(task.id)).worktree is None
+
+
+async def test_lugh_run_keeps_pruning_failed_worktrees_past_their_keep_and_leaves_live_ones(
+    worktrees, project, queue, pool, data_dir
+):
+    failed_task = await running_task(queue, project, "Breaks the build")
+    failed_wt = await worktrees.create(project, failed_task.id, failed_task.title)
+    await queue.fail_attempt(failed_task.id, failed_task.lease_token, "broke", retry=False)
+    live_task = await running_task(queue, project, "Still working")
+    live_wt = await worktrees.create(project, live_task.id, live_task.title)
+    pruning = WorktreePruning(
+        worktrees, ProjectService(pool, data_dir), keep_failed_for=timedelta(0), every_s=0.01
+    )
+
+    running = asyncio.create_task(pruning.run())
+    try:
+        await asyncio.wait_for(pruning.round_done.wait(), 10)
+    finally:
+        running.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await running
+
+    assert not failed_wt.path.exists()
+    assert live_wt.path.is_dir()
 
 
 async def test_a_row_naming_a_worktree_git_no_longer_has_is_cleared_by_prune(
