@@ -153,7 +153,7 @@ async def _steps(
                 )
                 pre_id = pre.id
                 await service.pool.execute(Q.note_pre_checkpoint, journal["id"], pre_id)
-        await _prepare_repo(repo, bundle, info["default_branch"])
+        await _prepare_repo(repo, bundle, info["default_branch"], info.get("repo_url"))
         await gitstate.remove_worktrees(repo, worktrees_dir)
         await gitstate.restore_refs(repo, bundle, manifest["git"]["refs"])
         async with service.pool.acquire() as conn, conn.transaction():
@@ -209,9 +209,13 @@ async def _remake_worktrees(
     return made
 
 
-async def _prepare_repo(repo: Path, bundle: Path, default_branch: str) -> None:
+async def _prepare_repo(
+    repo: Path, bundle: Path, default_branch: str, url: str | None
+) -> None:
     """A clone Lugh deleted with its project is made again from the bundle (its branches are
-    then set like any others', and the default branch checked out)."""
+    then set like any others', and the default branch checked out), with its `origin` the URL
+    it was cloned from (as registered: without credentials). Checkpoints older than the URL in
+    their manifest give a clone without `origin`."""
     if repo.exists():
         return
     await run(
@@ -219,6 +223,8 @@ async def _prepare_repo(repo: Path, bundle: Path, default_branch: str) -> None:
         timeout_s=1800.0,
     )  # fmt: skip
     await run("remote", "remove", "origin", cwd=repo)
+    if url:
+        await run("remote", "add", "--end-of-options", "origin", url, cwd=repo)
     head = f"refs/heads/{validate_branch_name(default_branch)}"
     await run("symbolic-ref", "HEAD", head, cwd=repo)
 

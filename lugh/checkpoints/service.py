@@ -238,7 +238,7 @@ class CheckpointService:
         return {
             "project": {
                 "id": project.id, "name": project.name, "repo_path": str(repo),
-                "default_branch": project.default_branch,
+                "default_branch": project.default_branch, "repo_url": project.repo_url,
             },
             "kind": kind,
             "label": label,

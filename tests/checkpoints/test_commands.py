@@ -141,3 +141,4 @@ async def test_a_removed_clone_comes_back_from_its_checkpoint_with_its_branches_
     assert git(cloned.repo_path, *refs) == branches
     assert (cloned.repo_path / "src" / "app.py").read_text() == "x = 1\n"
     assert git(cloned.repo_path, "status", "--porcelain") == ""
+    assert git(cloned.repo_path, "remote", "get-url", "origin") == f"file://{origin}"
