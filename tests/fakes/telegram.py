@@ -313,8 +313,12 @@ class FakeTelegram(FakeServer):
         super().stop()
 
     def add_file(self, content: bytes, file_path: str) -> str:
+        """Store a file; a path another file already has gets the new file's id in front, so
+        that two files of one name (two sent photos, say) download apart, as on Telegram."""
         with self._changed:
             file_id = f"file{len(self.files) + 1}"
+            if any(path == file_path for path, _ in self.files.values()):
+                file_path = f"{file_id}/{file_path}"
             self.files[file_id] = (file_path, content)
         return file_id
 

@@ -152,6 +152,15 @@ async def test_files_are_uploaded_and_downloaded(bot: Bot, fake: FakeTelegram) -
     assert bytes(await file.download_as_bytearray()) == b"OggS voice"
 
 
+async def test_two_sent_files_of_one_name_download_apart(bot: Bot, fake: FakeTelegram) -> None:
+    first = await bot.send_photo(CHAT, InputFile(b"\x89PNG one", filename="diff.png"))
+    second = await bot.send_photo(CHAT, InputFile(b"\x89PNG two", filename="diff.png"))
+
+    got = [await bot.get_file(m.photo[-1].file_id) for m in (first, second)]
+
+    assert [bytes(await f.download_as_bytearray()) for f in got] == [b"\x89PNG one", b"\x89PNG two"]
+
+
 async def test_commands_are_set_and_the_webhook_deleted(bot: Bot, fake: FakeTelegram) -> None:
     from telegram import BotCommand
 
