@@ -6,7 +6,7 @@ from lugh.agents.review import Diff
 from lugh.commands.registry import Context, command
 from lugh.commands.reply import Attachment, Button, Code, Reply
 from lugh.commands.tasks import task_id_of
-from lugh.transport.telegram.preview import diff_png
+from lugh.commands.diff_image import diff_png
 
 PREVIEW_LINES = 40
 # A diff longer than this many lines also comes as a highlighted image: easier to read on a

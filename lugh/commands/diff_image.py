@@ -14,7 +14,7 @@ from pathlib import Path
 
 from lugh.logs import get_logger
 
-log = get_logger("lugh.transport.telegram.preview")
+log = get_logger("lugh.commands.diff_image")
 
 FONT_FILES = (
     "/usr/share/fonts/truetype/dejavu/DejaVuSansMono.ttf",  # Debian, Ubuntu

@@ -10,10 +10,10 @@ from PIL import Image
 from rich.console import Console
 
 from lugh.agents.diff import Diff, FileChange
+from lugh.commands import diff_image
+from lugh.commands.diff_image import MAX_LINES, clipped, find_font, render_png
 from lugh.commands.review import PREVIEW_LINES, diff_reply
 from lugh.transport.console.render import render
-from lugh.transport.telegram import preview
-from lugh.transport.telegram.preview import MAX_LINES, clipped, find_font, render_png
 
 def a_diff(lines: int, width: int = 30) -> Diff:
     body = [f"+line {n} {'x' * width}" for n in range(lines)]
@@ -56,7 +56,7 @@ def test_the_image_is_capped_and_says_what_it_left_out():
     lines = text.splitlines()
     assert len(lines) == MAX_LINES + 1
     assert lines[-1] == "… 40 more lines in the full diff"
-    assert max(len(line) for line in lines) <= preview.MAX_COLUMNS
+    assert max(len(line) for line in lines) <= diff_image.MAX_COLUMNS
     small = Image.open(io.BytesIO(render_png(text)))
     assert small.size[1] < 4000
 
