@@ -155,7 +155,9 @@ class TaskQueue:
                 taker.unreserve_slot()
         db = conn if conn is not None else self.pool
         if row is not None and task is not None:
-            if conn is None:
+            if handed:
+                self._announce([row])  # its events, after the commit (see sql/queue.sql)
+            elif conn is None:
                 await self._relay(row)
             return task
         row = await db.fetchrow(Q.by_dedupe_key, dedupe_key)  # the dedupe key is taken
