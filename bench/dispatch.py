@@ -6,7 +6,10 @@
 
 Starts a throwaway embedded Postgres (and a throwaway redis-server when one is installed and no
 --redis-url is given) and prints one JSON line:
-- floor: a committed INSERT + NOTIFY, from the call until a LISTENing connection has it;
+- floor: a committed INSERT + NOTIFY, from the call until a LISTENing connection has it; also
+  sampled just before each of Lugh's enqueue→claim samples (`floor_p50_ms` beside each figure),
+  so that each ratio compares samples taken in the same moments (the floor drifts by 20 % over a
+  run on this machine);
 - lugh enqueue→claim p50/p99 (ms) with 1, 16 and 64 idle slots waiting in one worker pool, each
   task enqueued alone, two ways: `handoff`, the pool in the enqueuing process (`lugh run`'s shape:
   the enqueue statement hands the task to a free slot), and `notified`, the pool in another
@@ -136,25 +139,67 @@ async def server_settings(dsn: str) -> dict[str, Any]:
 # -- the floor -------------------------------------------------------------------------------
 
 
-async def floor(dsn: str, samples: int) -> dict[str, float]:
-    listener, sender = await asyncpg.connect(dsn), await asyncpg.connect(dsn)
-    await sender.execute("CREATE TABLE IF NOT EXISTS bench_floor (id bigserial PRIMARY KEY)")
-    got: asyncio.Queue[str] = asyncio.Queue()
-    await listener.add_listener("bench_floor", lambda *args: got.put_nowait(args[3]))
-    sql = (
+class Floor:
+    """A committed INSERT + NOTIFY, timed from the call until a LISTENing connection has it."""
+
+    SQL = (
         "WITH i AS (INSERT INTO bench_floor DEFAULT VALUES RETURNING id)"
         " SELECT pg_notify('bench_floor', id::text)::text FROM i"
     )
+
+    def __init__(self, listener: asyncpg.Connection, sender: asyncpg.Connection) -> None:
+        self.listener, self.sender = listener, sender
+        self.got: asyncio.Queue[str] = asyncio.Queue()
+
+    @classmethod
+    async def open(cls, dsn: str) -> Floor:
+        probe = cls(await asyncpg.connect(dsn), await asyncpg.connect(dsn))
+        await probe.sender.execute(
+            "CREATE TABLE IF NOT EXISTS bench_floor (id bigserial PRIMARY KEY)"
+        )
+        await probe.listener.add_listener(
+            "bench_floor", lambda *args: probe.got.put_nowait(args[3])
+        )
+        return probe
+
+    async def sample(self) -> float:
+        start = time.perf_counter()
+        await self.sender.fetchval(self.SQL)
+        await self.got.get()
+        return time.perf_counter() - start
+
+    async def close(self) -> None:
+        await self.listener.close()
+        await self.sender.close()
+
+
+async def floor(dsn: str, samples: int) -> dict[str, float]:
+    probe = await Floor.open(dsn)
     times = []
     for _ in range(samples):
-        start = time.perf_counter()
-        await sender.fetchval(sql)
-        await got.get()
-        times.append(time.perf_counter() - start)
+        times.append(await probe.sample())
         await asyncio.sleep(SETTLE_S)
-    await listener.close()
-    await sender.close()
+    await probe.close()
     return percentiles(warm(times))
+
+
+async def with_floor(
+    latency: Callable[[Callable[[], Awaitable[None]]], Awaitable[list[float]]], dsn: str
+) -> dict[str, float]:
+    """`latency`'s samples, each after a floor sample taken just before it in the same settled
+    state: the figure and its own floor, with no drift of the machine between the two."""
+    probe = await Floor.open(dsn)
+    floors: list[float] = []
+
+    async def before() -> None:
+        floors.append(await probe.sample())
+        await asyncio.sleep(SETTLE_S)
+
+    try:
+        times = await latency(before)
+    finally:
+        await probe.close()
+    return {**percentiles(warm(times)), "floor_p50_ms": percentiles(warm(floors))["p50_ms"]}
 
 
 # -- Lugh ------------------------------------------------------------------------------------
@@ -212,7 +257,10 @@ async def lugh_latency(
     samples: int,
     *,
     hand_off: bool = True,
-) -> dict[str, float]:
+    before: Callable[[], Awaitable[None]] | None = None,
+) -> list[float]:
+    """Seconds from enqueue to the executor, one task at a time; `before` runs ahead of each
+    (a floor sample, see `with_floor`)."""
     watch = Stopwatch()
     bus = make_bus()
     queue = TaskQueue(pool, bus=bus)
@@ -225,12 +273,14 @@ async def lugh_latency(
             while not workers.idle:  # every slot waiting again, as the figure says
                 await asyncio.sleep(0.001)
             await asyncio.sleep(SETTLE_S)
+            if before is not None:
+                await before()
             start = time.perf_counter()
             task = await queue.enqueue(project, "bench")
             arrived = watch.arrived.setdefault(task.id, asyncio.Event())
             await asyncio.wait_for(arrived.wait(), 10)
             times.append(watch.started[task.id] - start)
-    return percentiles(warm(times))
+    return times
 
 
 async def lugh_throughput(
@@ -282,8 +332,9 @@ async def serve_pool(dsn: str, slots: int) -> None:
 
 
 async def lugh_latency_elsewhere(
-    dsn: str, pool: asyncpg.Pool, project: int, slots: int, samples: int
-) -> dict[str, float]:
+    dsn: str, pool: asyncpg.Pool, project: int, slots: int, samples: int,
+    before: Callable[[], Awaitable[None]] | None = None,
+) -> list[float]:
     worker = await asyncio.create_subprocess_exec(
         sys.executable, __file__, "--serve-pool", dsn, "--slots", str(slots),
         stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -297,6 +348,8 @@ async def lugh_latency_elsewhere(
             raise RuntimeError("the worker process did not start")
         for _ in range(samples):
             await asyncio.sleep(SETTLE_S)  # its last completion recorded, every slot waiting
+            if before is not None:
+                await before()
             start = time.perf_counter()
             task = await queue.enqueue(project, "bench")
             task_id, at = (await asyncio.wait_for(worker.stdout.readline(), 10)).split()
@@ -306,7 +359,7 @@ async def lugh_latency_elsewhere(
     finally:
         worker.stdin.close()
         await worker.wait()
-    return percentiles(warm(times))
+    return times
 
 
 async def reset_lugh(dsn: str) -> int:
@@ -476,8 +529,8 @@ def targets(r: dict[str, Any]) -> dict[str, Any]:
     checks: dict[str, bool] = {}
     for path in ("handoff", "notified"):
         lugh = {k: r["lugh"][path][f"enqueue_to_claim_{k}_waiting"] for k in (1, 16, 64)}
-        mine = {
-            "p50_1_vs_floor": ratio(lugh[1]["p50_ms"], floor_p50),
+        mine = {  # against the floor sampled between its own samples, when it was
+            "p50_1_vs_floor": ratio(lugh[1]["p50_ms"], lugh[1].get("floor_p50_ms", floor_p50)),
             "p50_64_vs_p50_1": ratio(lugh[64]["p50_ms"], lugh[1]["p50_ms"]),
         }
         checks[f"{path}:p50_1_vs_floor<=1.6"] = mine["p50_1_vs_floor"] <= 1.6
@@ -540,14 +593,19 @@ async def main() -> None:
                 for slots in (1, 16, 64):
                     project = await reset_lugh(dsn)
                     say(f"lugh latency, {slots} waiting, hand-off in this process")
-                    lugh["handoff"][f"enqueue_to_claim_{slots}_waiting"] = await lugh_latency(
-                        lambda: Listener(dsn), pool, project, slots, args.samples
-                    )
+                    lugh["handoff"][f"enqueue_to_claim_{slots}_waiting"] = await with_floor(
+                        lambda before: lugh_latency(
+                            lambda: Listener(dsn), pool, project, slots, args.samples,
+                            before=before,
+                        ), dsn,
+                    )  # fmt: skip
                     project = await reset_lugh(dsn)
                     say(f"lugh latency, {slots} waiting, notified in another process")
-                    lugh["notified"][f"enqueue_to_claim_{slots}_waiting"] = (
-                        await lugh_latency_elsewhere(dsn, pool, project, slots, args.samples)
-                    )
+                    lugh["notified"][f"enqueue_to_claim_{slots}_waiting"] = await with_floor(
+                        lambda before: lugh_latency_elsewhere(
+                            dsn, pool, project, slots, args.samples, before
+                        ), dsn,
+                    )  # fmt: skip
             result["lugh"] = lugh
             peer = importlib.util.find_spec("pgqueuer") is not None and not args.skip_pgqueuer
             if importlib.util.find_spec("pgqueuer") is None:
@@ -590,10 +648,10 @@ async def main() -> None:
                 if not args.skip_latency:
                     redis["wake"] = await redis_wake(redis_url, args.samples)
                     project = await reset_lugh(dsn)
-                    redis["enqueue_to_claim_16_waiting"] = await lugh_latency(
+                    redis["enqueue_to_claim_16_waiting"] = percentiles(warm(await lugh_latency(
                         lambda: RedisBus(redis_url, prefix="bench:"), pool, project, 16,
                         args.samples, hand_off=False,
-                    )  # fmt: skip
+                    )))  # fmt: skip
                 project = await reset_lugh(dsn)
                 redis["throughput_16_per_s"] = await lugh_throughput(
                     lambda: RedisBus(redis_url, prefix="bench:"), pool, project, args.tasks
