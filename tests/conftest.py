@@ -19,6 +19,7 @@ from lugh.config import Settings, load_settings
 from lugh.db.database import create_pool
 from lugh.db.embedded import EmbeddedPostgres
 from lugh.db.migrations import migrate
+from lugh.services import build_services
 
 TEMPLATE_DB = "lugh_template"
 _numbers = itertools.count(1)
@@ -127,6 +128,15 @@ def make_settings(tmp_path: Path) -> Any:
         return load_settings(None, **env)
 
     return make
+
+
+@pytest.fixture
+async def services(pool: asyncpg.Pool, database: str, make_settings: Any) -> AsyncIterator[Any]:
+    """Every service over the test database, with default settings (no model, no Telegram);
+    tests that need other settings define their own."""
+    built = build_services(make_settings(), pool, database)
+    yield built
+    await built.aclose()
 
 
 def free_port() -> int:

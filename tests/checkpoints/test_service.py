@@ -195,16 +195,21 @@ async def test_knowledge_identical_to_the_checkpoints_is_left_in_place_by_a_rest
     assert await services.pool.fetchval("SELECT count(*) FROM tasks") == 3
 
 
-async def test_no_checkpoint_but_the_restores_own_is_taken_while_a_restore_is_under_way(
-    two_projects, checkpoints
-):
-    services = two_projects
-    project = await services.projects.get("alpha")
-    saved = await checkpoints.create("alpha")
+async def restore_under_way(services, checkpoints, name: str):
+    """A restore of project `name` journalled as started; the project and the checkpoint."""
+    project = await services.projects.get(name)
+    saved = await checkpoints.create(name)
     await services.pool.execute(
         "INSERT INTO checkpoint_restores (checkpoint_id, project_id) VALUES ($1, $2)",
         saved.id, project.id,
     )  # fmt: skip
+    return project, saved
+
+
+async def test_no_checkpoint_but_the_restores_own_is_taken_while_a_restore_is_under_way(
+    two_projects, checkpoints
+):
+    await restore_under_way(two_projects, checkpoints, "alpha")
 
     with pytest.raises(UserError, match="A restore of alpha is under way"):
         await checkpoints.create("alpha")
@@ -214,12 +219,7 @@ async def test_no_checkpoint_but_the_restores_own_is_taken_while_a_restore_is_un
 
 async def test_a_restore_running_in_another_process_is_not_joined(two_projects, checkpoints):
     services = two_projects
-    project = await services.projects.get("alpha")
-    saved = await checkpoints.create("alpha")
-    await services.pool.execute(
-        "INSERT INTO checkpoint_restores (checkpoint_id, project_id) VALUES ($1, $2)",
-        saved.id, project.id,
-    )  # fmt: skip
+    project, saved = await restore_under_way(services, checkpoints, "alpha")
     async with services.pool.acquire() as other:  # what the other process holds
         await other.fetchval(
             "SELECT pg_advisory_lock(hashtext('lugh.checkpoints.restore'), $1)", project.id

@@ -2,33 +2,13 @@ import asyncio
 
 import pytest
 
-from lugh.commands.catalog import COMMANDS, Context, execute, parse
-from lugh.services import build_services
+from lugh.commands.catalog import COMMANDS, parse
 from lugh.tasks import ExecutionResult, Task, TaskContext, WorkerPool
 
 DESIGN_COMMANDS = {
     "start", "help", "project", "task", "tasks", "status", "agents", "spawn", "diff", "approve",
     "reject", "cancel", "retry", "why", "ask",
 }
-
-
-@pytest.fixture
-async def services(pool, database, make_settings):
-    return build_services(make_settings(), pool, database)
-
-
-@pytest.fixture
-async def chat(services):
-    """Run commands as the owner in one console session."""
-    session = await services.sessions.open("console", "owner")
-    ctx = Context(services=services, session=session, source="console")
-
-    async def say(text: str):
-        action, argument = parse(text)
-        return await execute(ctx, action, argument)
-
-    say.ctx = ctx
-    return say
 
 
 def test_every_command_of_the_design_is_registered():

@@ -7,14 +7,6 @@ import pytest
 
 from lugh.agents.plan import Approvals
 from lugh.commands.notifications import notification_for
-from lugh.services import build_services
-
-
-@pytest.fixture
-async def services(pool, database, make_settings):
-    built = build_services(make_settings(), pool, database)
-    yield built
-    await built.aclose()
 
 
 @pytest.fixture

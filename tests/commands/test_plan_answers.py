@@ -2,27 +2,9 @@
 
 import pytest
 
-from lugh.commands.catalog import Context, execute, parse
-from lugh.services import build_services
 from lugh.tasks import TaskStatus
 
 PLAN = {"summary": "Add hello.txt", "files": ["hello.txt"], "commands": [], "risk": "low"}
-
-
-@pytest.fixture
-async def services(pool, database, make_settings):
-    return build_services(make_settings(), pool, database)
-
-
-@pytest.fixture
-async def chat(services):
-    session = await services.sessions.open("console", "owner")
-    ctx = Context(services=services, session=session, source="console")
-
-    async def say(text: str):
-        return await execute(ctx, *parse(text))
-
-    return say
 
 
 @pytest.fixture

@@ -17,14 +17,6 @@ from lugh.mcp.audit import READ_SCOPE, WRITE_SCOPE
 from lugh.mcp.http import McpHttp
 from lugh.mcp.server import build_server
 from lugh.mcp.tokens import Grant, StaticTokenVerifier
-from lugh.services import build_services
-
-
-@pytest.fixture
-async def services(pool, database, make_settings):
-    built = build_services(make_settings(), pool, database)
-    yield built
-    await built.aclose()
 
 
 @pytest.fixture
