@@ -3,6 +3,7 @@ serves one command exactly as one built for it would, and nothing is left once r
 (The escape suite runs every attempt in both kinds of sandbox.)"""
 
 import asyncio
+import contextlib
 import os
 import time
 from collections.abc import AsyncIterator
@@ -35,12 +36,16 @@ def worktree(tmp_path: Path) -> Path:
 
 
 def waiting_shells() -> set[int]:
-    """The shells of sandboxes built ahead, waiting for their command (seen from the host)."""
+    """The shells of this process's sandboxes built ahead, waiting for their command."""
     found = set()
-    for proc in psutil.process_iter(["pid", "cmdline"]):
-        cmdline = proc.info["cmdline"] or []
-        if READ_COMMAND in cmdline and "bwrap" not in os.path.basename(cmdline[0]):
-            found.add(proc.info["pid"])
+    for proc in psutil.Process().children(recursive=True):
+        # Exactly the shell, reading through its `cat`: not the bwrap, nice or prlimit that lead
+        # to it with the same words, nor its fork on the way to becoming that cat.
+        with contextlib.suppress(psutil.NoSuchProcess):
+            if proc.cmdline() == ["/bin/sh", "-c", READ_COMMAND] and any(
+                child.name() == "cat" for child in proc.children()
+            ):
+                found.add(proc.pid)
     return found
 
 
@@ -117,7 +122,7 @@ async def test_a_waiting_sandbox_killed_from_outside_is_replaced_by_one_built_no
 ) -> None:
     before = waiting_shells()
     sandbox.prepare(worktree, {})
-    await eventually(lambda: waiting_shells() - before, "no sandbox was built ahead")
+    await eventually(lambda: len(waiting_shells() - before) == 1, "no sandbox was built ahead")
     for child in psutil.Process().children():  # the waiting sandbox's bwrap
         child.kill()
     await eventually(lambda: not children_running(), "the killed sandbox did not end")
@@ -130,7 +135,7 @@ async def test_refusals_come_before_the_waiting_sandbox_is_used(
 ) -> None:
     before = waiting_shells()
     sandbox.prepare(worktree, {})
-    await eventually(lambda: waiting_shells() - before, "no sandbox was built ahead")
+    await eventually(lambda: len(waiting_shells() - before) == 1, "no sandbox was built ahead")
     waiting = waiting_shells() - before
     for bad in ("  ", "echo a\x00b"):
         with pytest.raises(SandboxError):
@@ -143,8 +148,13 @@ async def test_the_timeout_counts_from_the_command_not_from_the_build(
 ) -> None:
     before = waiting_shells()
     sandbox.prepare(worktree, {})
-    await eventually(lambda: waiting_shells() - before, "no sandbox was built ahead")
-    await asyncio.sleep(0.6)  # the sandbox waits longer than the command may run
+    await eventually(lambda: len(waiting_shells() - before) == 1, "no sandbox was built ahead")
+    [shell] = waiting_shells() - before
+
+    def waited_past_the_timeout() -> bool:
+        return time.time() - psutil.Process(shell).create_time() > 0.6
+
+    await eventually(waited_past_the_timeout, "the built sandbox vanished")
     result = await sandbox.run("sleep 5", cwd=worktree, timeout_s=0.5, env={})
     assert result.timed_out and 0.5 <= result.duration_s < 3
     fast = await sandbox.run("true", cwd=worktree, timeout_s=0.5, env={})

@@ -73,7 +73,7 @@ class BubblewrapSandbox:
         """Run `command` in the sandbox with `cwd` (a worktree root) as the only writable place:
         in the one built ahead for it (see `prepare`), or in one built now."""
         limited_shell(command, self.limits)  # refused (empty, NUL) before any sandbox is used
-        key = (os.path.realpath(cwd), tuple(sorted(command_environment(env).items())))
+        key = _key(cwd, env)
         waiting = await self._ahead.take(key)
         if waiting is None:
             return await self._run_now(command, cwd, timeout_s, env)
@@ -85,13 +85,11 @@ class BubblewrapSandbox:
     def prepare(self, cwd: Path, env: Mapping[str, str]) -> None:
         """Commands will run in `cwd` with `env`: keep a sandbox built for them ahead (until
         `release`), so a command does not wait for bubblewrap to build one (see warm.py)."""
-        key = (os.path.realpath(cwd), tuple(sorted(command_environment(env).items())))
-        self._ahead.prepare(key)
+        self._ahead.prepare(_key(cwd, env))
 
     async def release(self, cwd: Path, env: Mapping[str, str]) -> None:
         """No more commands in `cwd` for the run that prepared it: the waiting sandbox goes."""
-        key = (os.path.realpath(cwd), tuple(sorted(command_environment(env).items())))
-        await self._ahead.release(key)
+        await self._ahead.release(_key(cwd, env))
 
     async def close(self) -> None:
         await self._ahead.close()
@@ -104,6 +102,7 @@ class BubblewrapSandbox:
         return await built.finish(timeout_s, since=started)
 
     async def _build_ahead(self, key: tuple[str, tuple[tuple[str, str], ...]]) -> Built:
+        # The key's environment is already whole: command_environment passes it unchanged.
         return await self._build(Path(key[0]), dict(key[1]), None)
 
     async def _build(self, cwd: Path, env: Mapping[str, str], command: str | None) -> Built:
@@ -249,6 +248,11 @@ class Built:
         finally:
             with contextlib.suppress(OSError):
                 os.close(self.status_fd)
+
+
+def _key(cwd: Path, env: Mapping[str, str]) -> tuple[str, tuple[tuple[str, str], ...]]:
+    """What a sandbox built ahead is built for: the worktree and the whole environment."""
+    return os.path.realpath(cwd), tuple(sorted(command_environment(env).items()))
 
 
 def git_paths(worktree: str) -> list[str]:
