@@ -145,7 +145,8 @@ async def open_services(settings: Settings, *, apply_migrations: bool = True) ->
                 await conn.close()
             if applied:
                 log.info("migrations applied", migrations=[m.filename for m in applied])
-        pool = await create_pool(dsn, max_size=max(10, settings.max_agents + 6))
+        # Each agent may use one; the worker pool keeps four (claims, two recorders, hand-offs).
+        pool = await create_pool(dsn, max_size=max(10, settings.max_agents + 7))
         try:
             # The settings files may hold every secret: agents' commands never see them.
             files = {Path(".env").absolute(), *([settings.env_file] if settings.env_file else [])}

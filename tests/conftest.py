@@ -115,7 +115,11 @@ async def pool(database: str) -> AsyncIterator[asyncpg.Pool]:
     try:
         yield pool
     finally:
-        await pool.close()
+        try:  # close() waits for every connection to come back: a leak would hang the run
+            await asyncio.wait_for(pool.close(), 30)
+        except TimeoutError:
+            pool.terminate()
+            raise AssertionError("a connection of the pool was never given back") from None
 
 
 @pytest.fixture

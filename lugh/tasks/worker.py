@@ -8,6 +8,7 @@ import logging
 import os
 import secrets
 import socket
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from lugh.logs import get_logger
@@ -17,7 +18,7 @@ from lugh.tasks.events import EVENTS_CHANNEL, Events, parse_notes
 from lugh.tasks.executor import ExecutionResult, Executor, TaskContext, TaskFailed
 from lugh.tasks.listener import Listener
 from lugh.tasks.model import Task, TaskStatus
-from lugh.tasks.queue import TASKS_CHANNEL, Outcome, TaskQueue
+from lugh.tasks.queue import TASKS_CHANNEL, Connection, Outcome, TaskQueue
 from lugh.tasks.waiting import to_the_end, wait_event
 
 log = get_logger("lugh.tasks.worker")
@@ -117,6 +118,8 @@ class WorkerPool:
         self._stopping = False
         self._drained = asyncio.Event()
         self._claims = HeldConnection(queue.pool)
+        self._handoffs = HeldConnection(queue.pool)  # see connection()
+        self._handing_off = asyncio.Lock()
         self._records = [HeldConnection(queue.pool) for _ in range(RECORDERS)]
 
     @property
@@ -146,6 +149,19 @@ class WorkerPool:
         self._settle()
         if self._full:  # a wake-up found no free slot while this one was held: look again
             self._wake.set()
+
+    @contextlib.asynccontextmanager
+    async def connection(self) -> AsyncIterator[Connection]:
+        """The connection to enqueue a task on that has a slot reserved here: one this pool keeps
+        for hand-offs, unless another enqueue is using it (then one of the database pool's).
+        No acquire and release on the hand-off's path: 0.07 ms of its ~1.5 (bench/dispatch.py).
+        """
+        if self._handing_off.locked():
+            async with self.queue.pool.acquire() as conn:
+                yield conn
+            return
+        async with self._handing_off, self._handoffs.use() as conn:
+            yield conn
 
     def take(self, task: Task, last_event_id: int) -> None:
         """Run a task its enqueue handed to this pool, leased to it, in the slot reserved for it."""
@@ -185,6 +201,8 @@ class WorkerPool:
             loop.cancel()
         await asyncio.gather(*loops, return_exceptions=True)
         await self._claims.give_back()
+        async with self._handing_off:  # idle, so no enqueue holds it: only for certain
+            await self._handoffs.give_back()
         for held in self._records:
             await held.give_back()
         with contextlib.suppress(TimeoutError):

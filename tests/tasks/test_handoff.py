@@ -7,6 +7,7 @@ import asyncio
 import json
 
 import asyncpg
+import pytest
 
 from lugh.tasks import (
     EVENTS_CHANNEL,
@@ -14,6 +15,7 @@ from lugh.tasks import (
     Bus,
     Events,
     Listener,
+    TaskError,
     TaskQueue,
     TaskStatus,
     WorkerPool,
@@ -200,6 +202,23 @@ async def test_an_enqueue_in_a_rolled_back_transaction_runs_nothing_even_with_a_
 
     assert await pool.fetchval("SELECT array_agg(task_id) FROM effects") == [real.id]
     assert await pool.fetchval("SELECT count(*) FROM tasks") == 1
+
+
+async def test_enqueues_at_once_are_all_handed_off_and_a_stopped_pool_holds_no_connection(
+    queue: TaskQueue, pool: asyncpg.Pool, project_id
+):
+    in_use_before = pool.get_size() - pool.get_idle_size()
+    blocker = BlockingExecutor()
+    workers = deaf_pool(queue, blocker, slots=8)
+    async with running(workers):
+        await serving(workers)
+        with pytest.raises(TaskError, match="There is no project #0"):
+            await queue.enqueue(0, "nowhere")  # on the pool's own connection, given back
+        at_once = [queue.enqueue(project_id, f"at once {n}") for n in range(8)]
+        tasks = await asyncio.gather(*at_once)  # one on the pool's own connection, the rest not
+        assert {t.status for t in tasks} == {TaskStatus.RUNNING}
+        blocker.release.set()
+    assert pool.get_size() - pool.get_idle_size() == in_use_before
 
 
 async def test_a_stopped_pool_offers_no_slot_and_the_task_is_queued(

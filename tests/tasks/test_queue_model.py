@@ -57,10 +57,14 @@ class OneSlot:
 
     worker_id = "here"
 
-    def __init__(self) -> None:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
         self.free = False
         self.lease_s = LEASE_S
         self.taken: list[Task] = []
+
+    def connection(self) -> Any:
+        return self.pool.acquire()
 
     def reserve_slot(self) -> bool:
         reserved, self.free = self.free, False
@@ -90,7 +94,7 @@ class QueueMachine(RuleBasedStateMachine):
         )
         self.queue = TaskQueue(self.pool, backoff=Backoff(base_s=0, max_s=0, jitter=0))
         self.world = World()
-        self.slot = OneSlot()
+        self.slot = OneSlot(self.pool)
         self.queue.hand_to(self.slot)
 
     def run(self, coro: Any) -> Any:
