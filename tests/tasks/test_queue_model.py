@@ -101,6 +101,7 @@ class QueueMachine(RuleBasedStateMachine):
         return self.loop.run_until_complete(coro)
 
     def teardown(self) -> None:
+        self.run(self.queue.announced())  # the last hand-off's notes, still on their way
         self.run(self.pool.close())
         self.loop.close()
 
