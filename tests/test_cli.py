@@ -205,3 +205,13 @@ def test_help_explains_each_command_to_a_newcomer(tmp_path):
     assert result.returncode == 0
     for command in ("run", "migrate", "doctor"):
         assert command in result.stdout
+
+
+def test_the_command_line_starts_without_loading_the_model_client():
+    # The health check and `lugh doctor` run it often; the Anthropic client alone took 1.3 s.
+    probe = "import sys, lugh.cli; print('anthropic' in sys.modules)"
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True
+    )
+
+    assert result.stdout.strip() == "False"
