@@ -55,6 +55,18 @@ LEFT JOIN LATERAL (
 ) AS e ON true
 ORDER BY e.id;
 
+-- name: visible_between
+-- Events visible in snapshot $2 and not in snapshot $1, in (transaction, id) order after
+-- ($3, $4), $5 at most: what became visible between two reads, a page at a time. Each page starts
+-- on task_events_by_tx where the last one ended.
+SELECT id, task_id, kind, data, created_at, tx::text AS tx FROM task_events
+WHERE tx >= greatest(pg_snapshot_xmin($1::text::pg_snapshot), $3::text::xid8)
+  AND (tx, id) > ($3::text::xid8, $4::bigint)
+  AND NOT pg_visible_in_snapshot(tx, $1::text::pg_snapshot)
+  AND pg_visible_in_snapshot(tx, $2::text::pg_snapshot)
+ORDER BY tx, id
+LIMIT $5;
+
 -- name: latest_of_task
 -- The newest $2 events of task $1, returned oldest first.
 SELECT * FROM (

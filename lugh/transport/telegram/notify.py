@@ -2,9 +2,12 @@
 
 It reads `task_events` through a durable cursor (`notify_cursors`): the snapshot under which
 it last read, saved after each batch is handled, so after a restart it goes on from there and
-misses nothing, even events whose ids committed out of order. A batch cut short by a crash is
-handled again; every message has a dedupe key in the outbox (`notify:<event>:<chat>`), digest
-lines are unique per event and progress states only move forward, so nothing is sent twice.
+misses nothing, even events whose ids committed out of order. What piled up meanwhile is read a
+page at a time, the cursor saved after each page with the position it reached, so a long
+absence is neither one huge read nor started over by a restart in the middle of it. A page cut
+short by a crash is handled again; every message has a dedupe key in the outbox
+(`notify:<event>:<chat>`), digest lines are unique per event and progress states only move
+forward, so nothing is sent twice.
 
 Whatever front door created a task (Telegram, console, MCP, CLI), its owner hears about it
 here. How loudly (see lugh.commands.notifications): critical and high with sound, normal
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import datetime, time, timezone
 from typing import Protocol
 from zoneinfo import ZoneInfo
@@ -41,6 +45,7 @@ log = get_logger("lugh.transport.telegram.notify")
 Q = load(__file__, "notify")
 
 POLL_S = 5.0
+READ_PAGE = 500  # events handled between two saves of the cursor
 RESTART_BACKOFF_S = (1.0, 2.0, 5.0, 10.0, 30.0)
 PRUNE_S = 3600.0  # how often finished progress messages and sent digest lines are forgotten
 RINGING: frozenset[Priority] = frozenset({"critical", "high"})
@@ -77,6 +82,23 @@ class QuietHours:
         return priority != "critical" and self.now(at)
 
 
+@dataclass(frozen=True)
+class Cursor:
+    """Every event visible in `snapshot` is handled; during a paged read up to snapshot
+    `reading_to`, so are those up to (`after_tx`, `after_id`) in (transaction, id) order."""
+
+    snapshot: str
+    reading_to: str | None = None
+    after_tx: str = "0"
+    after_id: int = 0
+
+    @classmethod
+    def of(cls, row: asyncpg.Record) -> Cursor:
+        if row["reading_to"] is None:
+            return cls(row["snapshot"])
+        return cls(row["snapshot"], row["reading_to"], row["read_after_tx"], row["read_after_id"])
+
+
 class Notifier:
     """The component that turns task events into Telegram messages for the owner's chats.
 
@@ -98,6 +120,7 @@ class Notifier:
         clock: Callable[[], datetime] | None = None,
         digest_s: float | None = None,
         progress_s: float | None = None,
+        read_page: int = READ_PAGE,
     ) -> None:
         """`digest_s` and `progress_s` override the settings' intervals (tests use seconds)."""
         settings = services.settings
@@ -108,6 +131,7 @@ class Notifier:
         self.deliver = deliver
         self.cursor = cursor
         self.poll_s = poll_s
+        self.read_page = read_page
         self.clock = clock or (lambda: datetime.now(timezone.utc))
         self.quiet = QuietHours(settings.resolved_quiet_hours, ZoneInfo(settings.timezone))
         self.progress = ProgressMessages(
@@ -162,13 +186,13 @@ class Notifier:
         row = await self.pool.fetchrow(Q.cursor, self.cursor)
         if row is None:
             row = await self.pool.fetchrow(Q.start_cursor, self.cursor)
-        snapshot = row["snapshot"]
+        cursor = Cursor.of(row)
         self.ready.set()
         loop = asyncio.get_running_loop()
         pruned_at = -PRUNE_S
         while not self._stopping:
             self._wake.clear()
-            snapshot = await self._read(snapshot)
+            cursor = await self._read(cursor)
             if loop.time() - pruned_at >= PRUNE_S:
                 await self.progress.prune()
                 await self.digest.prune()
@@ -177,26 +201,49 @@ class Notifier:
                    if s is not None]  # fmt: skip
             await wait_event(self._wake, min([self.poll_s, *(max(s, 0.01) for s in due)]))
 
-    async def _read(self, snapshot: str) -> str:
-        """Handle the events visible now but not in `snapshot`; the snapshot to read from next."""
-        rows = await self.pool.fetch(EVENTS_Q.visible_since, snapshot, None)
-        events = [TaskEvent.from_row(r) for r in rows if r["id"] is not None]
-        if not events:
-            return rows[0]["snapshot"]
+    async def _read(self, cursor: Cursor) -> Cursor:
+        """Handle the events visible now but not in the cursor's snapshot, a page at a time;
+        the cursor to read from next (a paged read's own when stopped in the middle of it)."""
+        upto = cursor.reading_to or await self.pool.fetchval(EVENTS_Q.snapshot)
+        cursor = Cursor(cursor.snapshot, upto, cursor.after_tx, cursor.after_id)
+        while True:
+            rows = await self.pool.fetch(
+                EVENTS_Q.visible_between, cursor.snapshot, upto, cursor.after_tx,
+                cursor.after_id, self.read_page,
+            )  # fmt: skip
+            if rows:
+                await self._handle_page([TaskEvent.from_row(r) for r in rows])
+            last_id = max((r["id"] for r in rows), default=0)
+            if len(rows) < self.read_page:
+                if rows or cursor.after_id:  # else the saved cursor is as good: nothing was read
+                    await self.pool.execute(Q.save_cursor, self.cursor, upto, last_id,
+                                            None, None, None)  # fmt: skip
+                    self._page_done(last_id, len(rows))
+                return Cursor(upto)
+            cursor = Cursor(cursor.snapshot, upto, rows[-1]["tx"], rows[-1]["id"])
+            await self.pool.execute(
+                Q.save_cursor, self.cursor, cursor.snapshot, last_id, upto, cursor.after_tx,
+                cursor.after_id,
+            )  # fmt: skip
+            self._page_done(last_id, len(rows))
+            if self._stopping:
+                return cursor
+
+    async def _handle_page(self, events: list[TaskEvent]) -> None:
         chats = await self.owner_chats()
-        for event in events:
+        for event in sorted(events, key=lambda e: e.id):  # in id order within a page
             try:
                 await self._handle(event, chats)
             except (OSError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError):
-                raise  # the database is gone: restarted, this batch is read again
+                raise  # the database is gone: restarted, this page is read again
             except Exception:  # one bad event must not stop every later notification
                 log.exception("an event could not be notified", event_id=event.id,
                               task=event.task_id)  # fmt: skip
-        await self.pool.execute(Q.save_cursor, self.cursor, rows[0]["snapshot"], events[-1].id)
-        self.handled += len(events)
-        self.last_event_id = max(self.last_event_id, events[-1].id)
+
+    def _page_done(self, last_id: int, count: int) -> None:
+        self.handled += count
+        self.last_event_id = max(self.last_event_id, last_id)
         self._batch_done.set()
-        return rows[0]["snapshot"]
 
     async def _handle(self, event: TaskEvent, chats: list[int]) -> None:
         if event.kind in STEP_KINDS or _leaves_running(event):

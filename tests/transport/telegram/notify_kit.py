@@ -44,10 +44,11 @@ async def notifying(
     kw.setdefault("poll_s", 0.2)
     kw.setdefault("progress_s", 1.0)
     kw.setdefault("clock", lambda: MIDDAY)
+    kw.setdefault("deliver", deliver)
     async with Bot(TOKEN, base_url=f"{fake.url}/bot", base_file_url=f"{fake.url}/file/bot") as bot:
         outbox = Outbox(services.pool)
         sender = OutboxSender(services.pool, bot, listener=services.listener, limits=FAST)
-        notifier = Notifier(services, outbox, deliver=deliver, **kw)
+        notifier = Notifier(services, outbox, **kw)
         stop = asyncio.Event()
         listening = asyncio.create_task(run_components([services.listener], stop))
         notifying = asyncio.create_task(notifier.run())

@@ -11,6 +11,7 @@ import pytest
 
 from lugh.projects import Project
 from lugh.services import Services, build_services
+from lugh.transport.telegram.render import deliver
 from tests.fakes.telegram import FakeTelegram, SentMessage
 from tests.transport.telegram.notify_kit import (
     BOUND_S, FAKE_LIMITS, OWNER_CHAT, in_review, labels, notifying, running_task,
@@ -199,3 +200,27 @@ async def test_digest_lines_waiting_at_a_restart_go_out_once_afterwards(services
     assert digest.text.splitlines()[1:] == [f"• #{t.id} chore {n} was cancelled."
                                             for n, t in enumerate(queued)]  # fmt: skip
     assert len(fake.sent(OWNER_CHAT)) == 1
+
+
+async def test_what_piled_up_while_away_is_read_a_page_at_a_time_and_a_restart_keeps_the_page(
+    services, project, fake
+):
+    async with notifying(services, fake):
+        pass  # its cursor: now
+    away = [await services.tasks.enqueue(project.id, f"Job {n}", source="cli") for n in range(7)]
+    calls: list[str] = []
+
+    async def deliver_failing_once(*args, **kw):  # the fifth delivery: the database went away
+        calls.append(kw["dedupe_key"])
+        if len(calls) == 5:
+            raise ConnectionResetError("the connection was reset")
+        return await deliver(*args, **kw)
+
+    async with notifying(services, fake, read_page=3, deliver=deliver_failing_once):
+        await fake.wait_for(lambda: all(said(fake, f"Job {n} was queued") for n in range(7)),
+                            BOUND_S)  # fmt: skip
+
+    texts = [m.text for m in fake.sent(OWNER_CHAT)]
+    assert all(sum(f"#{t.id} Job" in text for text in texts) == 1 for t in away)
+    times_read = [calls.count(key) for key in dict.fromkeys(calls)]
+    assert times_read == [1, 1, 1, 2, 2, 1, 1]  # the second page again, not the first
