@@ -18,6 +18,8 @@ class HeldConnection:
 
     @contextlib.asynccontextmanager
     async def use(self) -> AsyncIterator[asyncpg.pool.PoolConnectionProxy]:
+        if self._conn is not None and _lost(self._conn):  # e.g. pg_terminate_backend meanwhile
+            await self.give_back()
         if self._conn is None:
             self._conn = await self.pool.acquire()
         try:
@@ -31,3 +33,11 @@ class HeldConnection:
         if conn is not None:
             with contextlib.suppress(Exception):
                 await self.pool.release(conn)
+
+
+def _lost(conn: asyncpg.pool.PoolConnectionProxy) -> bool:
+    """Whether the server closed the connection: asyncpg then takes it back from its proxy."""
+    try:
+        return conn.is_closed()
+    except asyncpg.InterfaceError:  # "connection has been released back to the pool"
+        return True

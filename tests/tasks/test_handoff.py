@@ -9,6 +9,7 @@ import json
 import asyncpg
 import pytest
 
+from lugh.db.database import create_pool
 from lugh.tasks import (
     EVENTS_CHANNEL,
     TASKS_CHANNEL,
@@ -219,6 +220,41 @@ async def test_enqueues_at_once_are_all_handed_off_and_a_stopped_pool_holds_no_c
         assert {t.status for t in tasks} == {TaskStatus.RUNNING}
         blocker.release.set()
     assert pool.get_size() - pool.get_idle_size() == in_use_before
+
+
+async def test_after_the_database_cut_every_connection_the_next_enqueue_is_still_handed_off(
+    pool: asyncpg.Pool, database: str, events: Events, project_id, effects
+):
+    tagged = f"{database}{'&' if '?' in database else '?'}application_name=cut-handoffs"
+    workers_db = await create_pool(tagged)
+    listener = Listener(tagged, backoff=(0.05, 0.2))
+    here = TaskQueue(workers_db)
+    workers = WorkerPool(
+        here, RecordingExecutor(pool), listener=listener, slots=2, poll_s=NEVER_S, sweep_s=None
+    )
+    here.hand_to(workers)
+    back = asyncio.Event()  # the listener's poll-now signal: on every (re)connection
+    listener.subscribe(TASKS_CHANNEL, lambda payload: back.set() if payload is None else None)
+    try:
+        async with running(listener), running(workers):
+            await serving(workers)
+            before = await here.enqueue(project_id, "before the cut")
+            await wait_for_statuses(events, {before.id: "done"})
+            back.clear()
+            assert await pool.fetchval(  # the hand-offs', the claims', the listener's...
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                " WHERE application_name = 'cut-handoffs'"
+            ) >= 2
+            await asyncio.wait_for(back.wait(), WAIT_S)  # the cut is seen here
+            # Queued if the pool's claim after the reconnection holds its slots, else handed off:
+            # on a fresh connection either way.
+            after = await here.enqueue(project_id, "after the cut")
+            await wait_for_statuses(events, {after.id: "done"})
+            again = await here.enqueue(project_id, "and again")
+            assert again.status is TaskStatus.RUNNING
+            await wait_for_statuses(events, {again.id: "done"})
+    finally:
+        await workers_db.close()
 
 
 async def test_a_stopped_pool_offers_no_slot_and_the_task_is_queued(
