@@ -66,13 +66,19 @@ async def eventually(condition, what: str) -> None:  # type: ignore[no-untyped-d
         await asyncio.sleep(0.01)
 
 
-async def test_a_prepared_worktree_has_a_sandbox_waiting_and_each_command_takes_one(
-    sandbox: BubblewrapSandbox, worktree: Path
-) -> None:
+async def prepared(sandbox: BubblewrapSandbox, worktree: Path) -> tuple[set[int], set[int]]:
+    """Prepare `worktree`; once its sandbox is built ahead: the waiting shells of before, and
+    the one built for it."""
     before = waiting_shells()
     sandbox.prepare(worktree, {})
     await eventually(lambda: len(waiting_shells() - before) == 1, "no sandbox was built ahead")
-    first = waiting_shells() - before
+    return before, waiting_shells() - before
+
+
+async def test_a_prepared_worktree_has_a_sandbox_waiting_and_each_command_takes_one(
+    sandbox: BubblewrapSandbox, worktree: Path
+) -> None:
+    before, first = await prepared(sandbox, worktree)
 
     result = await sandbox.run("echo made > made.txt; pwd", cwd=worktree, timeout_s=30, env={})
 
@@ -120,9 +126,7 @@ async def test_a_command_with_other_variables_gets_a_sandbox_built_for_it(
 async def test_a_waiting_sandbox_killed_from_outside_is_replaced_by_one_built_now(
     sandbox: BubblewrapSandbox, worktree: Path
 ) -> None:
-    before = waiting_shells()
-    sandbox.prepare(worktree, {})
-    await eventually(lambda: len(waiting_shells() - before) == 1, "no sandbox was built ahead")
+    await prepared(sandbox, worktree)
     for child in psutil.Process().children():  # the waiting sandbox's bwrap
         child.kill()
     await eventually(lambda: not children_running(), "the killed sandbox did not end")
@@ -133,10 +137,7 @@ async def test_a_waiting_sandbox_killed_from_outside_is_replaced_by_one_built_no
 async def test_refusals_come_before_the_waiting_sandbox_is_used(
     sandbox: BubblewrapSandbox, worktree: Path
 ) -> None:
-    before = waiting_shells()
-    sandbox.prepare(worktree, {})
-    await eventually(lambda: len(waiting_shells() - before) == 1, "no sandbox was built ahead")
-    waiting = waiting_shells() - before
+    before, waiting = await prepared(sandbox, worktree)
     for bad in ("  ", "echo a\x00b"):
         with pytest.raises(SandboxError):
             await sandbox.run(bad, cwd=worktree, timeout_s=30, env={})
@@ -146,10 +147,7 @@ async def test_refusals_come_before_the_waiting_sandbox_is_used(
 async def test_the_timeout_counts_from_the_command_not_from_the_build(
     sandbox: BubblewrapSandbox, worktree: Path
 ) -> None:
-    before = waiting_shells()
-    sandbox.prepare(worktree, {})
-    await eventually(lambda: len(waiting_shells() - before) == 1, "no sandbox was built ahead")
-    [shell] = waiting_shells() - before
+    _, [shell] = await prepared(sandbox, worktree)
 
     def waited_past_the_timeout() -> bool:
         return time.time() - psutil.Process(shell).create_time() > 0.6
